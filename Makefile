@@ -1,0 +1,45 @@
+# Two commands matter: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCALES := ideaforge/i18n/locales
+
+.PHONY: run test install lint typecheck check-migrations compose-config messages clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned to the CPU build, so sentence-transformers pulls no CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/ideaforge demo load
+	HF_HUB_OFFLINE=1 $(BIN)/ideaforge serve --host 127.0.0.1 --port 8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check ideaforge challenges ideas ml tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy ideaforge challenges ideas ml tests
+
+compose-config:
+	@if docker compose version >/dev/null 2>&1; then \
+		IDEAFORGE_SECRET_KEY=compose-config-check-only-0123456789abcdef docker compose config --quiet && echo "compose.yaml: valid"; \
+	else echo "SKIPPED compose check: the docker compose plugin is not installed here"; fi
+
+test: $(STAMP) lint typecheck compose-config
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+messages: $(STAMP)
+	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -k _l -k gettext -k ngettext:1,2 \
+		-o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching -i $(LOCALES)/messages.pot -d $(LOCALES) -l fr
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

