@@ -1,0 +1,1 @@
+"""Organisations and their memberships: cities, companies, universities, associations, labs."""

@@ -1,0 +1,223 @@
+"""Organisation pages: directory, creation, organisation page, invitations."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ideaforge.errors import Forbidden, ValidationFailed
+from ideaforge.i18n import _, get_locale
+from ideaforge.organisations.models import Organisation, OrganisationKind, Role
+from ideaforge.organisations.permissions import can_invite_members
+from ideaforge.organisations.services import (
+    PAGE_SIZE,
+    OrganisationInput,
+    accept_invitation,
+    create_organisation,
+    find_invitation,
+    get_organisation,
+    invitation_problem,
+    invite_member,
+    list_organisations,
+    members,
+    role_in,
+)
+from ideaforge.organisations.tasks import send_invitation
+from ideaforge.validation import countries, country_name
+from ideaforge.web.auth import current_user, login_required
+from ideaforge.web.deps import DbSession
+from ideaforge.web.flash import flash
+from ideaforge.web.forms import form_values, page_number
+from ideaforge.web.templating import render
+
+ORG_FIELDS = ("name", "kind", "country", "region", "description", "website")
+
+
+def kind_labels() -> dict[str, str]:
+    return {
+        OrganisationKind.CITY: _("City"),
+        OrganisationKind.COMPANY: _("Company"),
+        OrganisationKind.UNIVERSITY: _("University"),
+        OrganisationKind.ASSOCIATION: _("Association"),
+        OrganisationKind.LAB: _("Lab"),
+    }
+
+
+def role_labels() -> dict[str, str]:
+    return {
+        Role.OWNER: _("Owner"),
+        Role.ADMIN: _("Admin"),
+        Role.MODERATOR: _("Moderator"),
+        Role.MEMBER: _("Member"),
+    }
+
+
+async def _organisation_or_404(session: AsyncSession, slug: str) -> Organisation:
+    organisation = await get_organisation(session, slug)
+    if organisation is None:
+        raise NotFoundException()
+    return organisation
+
+
+class OrganisationController(Controller):
+    include_in_schema = False  # pages; the API lives under /api/v1
+    path = "/organisations"
+
+    @get("/", name="organisations")
+    async def directory(
+        self, request: Request[Any, Any, Any], db_session: DbSession, page: FromQuery[str | None] = None
+    ) -> Response[Any]:
+        number = page_number(page)
+        organisations, total = await list_organisations(db_session, page=number)
+        return render(
+            request,
+            "organisations/list.html",
+            {
+                "organisations": organisations,
+                "page": number,
+                "pages": max(1, math.ceil(total / PAGE_SIZE)),
+                "total": total,
+                "kind_labels": kind_labels(),
+                "country_name": country_name,
+            },
+        )
+
+    @get("/new", name="new_organisation", guards=[login_required])
+    async def new_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return render(
+            request,
+            "organisations/new.html",
+            {"values": {}, "errors": {}, "countries": countries(), "kind_labels": kind_labels()},
+        )
+
+    @post("/new", guards=[login_required])
+    async def create(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
+        user = current_user(request)
+        assert user is not None
+        values = await form_values(request, *ORG_FIELDS)
+        try:
+            organisation = await create_organisation(db_session, user, OrganisationInput(**values))
+        except ValidationFailed as exc:
+            return render(
+                request,
+                "organisations/new.html",
+                {
+                    "values": values,
+                    "errors": exc.errors,
+                    "countries": countries(),
+                    "kind_labels": kind_labels(),
+                },
+                status_code=422,
+            )
+        flash(request, _("%(name)s has been created. You are its owner.", name=organisation.name))
+        return Redirect(f"/organisations/{organisation.slug}", status_code=303)
+
+    @get("/{slug:str}", name="organisation")
+    async def detail(
+        self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
+    ) -> Response[Any]:
+        organisation = await _organisation_or_404(db_session, slug)
+        role = await role_in(db_session, organisation.id, current_user(request))
+        return render(
+            request,
+            "organisations/detail.html",
+            {
+                "organisation": organisation,
+                "members": await members(db_session, organisation.id),
+                "role": role,
+                "can_invite": can_invite_members(role),
+                "kind_labels": kind_labels(),
+                "role_labels": role_labels(),
+                "country_name": country_name,
+                "values": {},
+                "errors": {},
+            },
+            block="members",
+        )
+
+    @post("/{slug:str}/invitations", guards=[login_required])
+    async def invite(
+        self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
+    ) -> Response[Any]:
+        user = current_user(request)
+        assert user is not None
+        organisation = await _organisation_or_404(db_session, slug)
+        values = await form_values(request, "email", "role")
+        try:
+            invitation, token = await invite_member(db_session, organisation, user, **values)
+        except ValidationFailed as exc:
+            role = await role_in(db_session, organisation.id, user)
+            return render(
+                request,
+                "organisations/detail.html",
+                {
+                    "organisation": organisation,
+                    "members": await members(db_session, organisation.id),
+                    "role": role,
+                    "can_invite": True,
+                    "kind_labels": kind_labels(),
+                    "role_labels": role_labels(),
+                    "country_name": country_name,
+                    "values": values,
+                    "errors": exc.errors,
+                },
+                block="members",
+                status_code=422,
+            )
+        settings = request.app.state.settings
+        request.app.state.jobs.enqueue(
+            lambda: send_invitation(
+                request.app.state.mailer,
+                sender=settings.mail_from,
+                to=invitation.email,
+                organisation_name=organisation.name,
+                inviter_name=user.display_name,
+                link=f"{settings.base_url.rstrip('/')}/invitations/{token}",
+                locale=get_locale(),
+            )
+        )
+        flash(request, _("Invitation sent to %(email)s.", email=invitation.email))
+        return Redirect(f"/organisations/{organisation.slug}", status_code=303)
+
+
+class InvitationController(Controller):
+    include_in_schema = False  # pages; the API lives under /api/v1
+    path = "/invitations"
+
+    @get("/{token:str}", name="invitation")
+    async def show(
+        self, request: Request[Any, Any, Any], db_session: DbSession, token: FromPath[str]
+    ) -> Response[Any]:
+        invitation = await find_invitation(db_session, token)
+        problem = invitation_problem(invitation, current_user(request))
+        return render(
+            request,
+            "organisations/invitation.html",
+            {
+                "invitation": invitation,
+                "problem": problem,
+                "token": token,
+                "role_labels": role_labels(),
+            },
+            status_code=200 if problem is None else 403 if invitation else 404,
+        )
+
+    @post("/{token:str}", guards=[login_required])
+    async def accept(
+        self, request: Request[Any, Any, Any], db_session: DbSession, token: FromPath[str]
+    ) -> Response[Any]:
+        user = current_user(request)
+        assert user is not None
+        try:
+            organisation = await accept_invitation(db_session, token, user)
+        except Forbidden as exc:
+            flash(request, exc.message, "error")
+            return Redirect(f"/invitations/{token}", status_code=303)
+        flash(request, _("Welcome to %(name)s!", name=organisation.name))
+        return Redirect(f"/organisations/{organisation.slug}", status_code=303)
