@@ -1,0 +1,137 @@
+"""Composition root: the only core module that knows every domain package."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from litestar.stores.registry import StoreRegistry
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ideaforge.db import Database
+from ideaforge.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_MAX_AGE = 14 * 24 * 3600
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def load_models() -> None:
+    """Import every package's models so the metadata is complete (migrations, drift check)."""
+    import ideaforge.accounts.models
+    import ideaforge.organisations.models  # noqa: F401
+
+
+async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.sessionmaker() as session:
+        yield session
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    from ideaforge.accounts.api import AccountApi
+    from ideaforge.accounts.throttle import LoginThrottle, make_storage
+    from ideaforge.accounts.views import AccountController
+    from ideaforge.health import healthz, readyz
+    from ideaforge.home import home
+    from ideaforge.jobs import InProcessJobs
+    from ideaforge.logs import AccessLogMiddleware, configure_logging
+    from ideaforge.mail import make_mailer
+    from ideaforge.organisations.views import InvitationController, OrganisationController
+    from ideaforge.web.auth import AuthMiddleware
+    from ideaforge.web.errors import handle_exception
+    from ideaforge.web.headers import security_headers
+    from ideaforge.web.locale import LocaleMiddleware
+    from ideaforge.web.sessions import RotatingSessionConfig
+
+    settings = settings or get_settings()
+    configure_logging(json=settings.is_production)
+    load_models()
+    production = settings.is_production
+
+    db = Database(settings.resolved_database_url)
+    redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    session_store: Store = (
+        RedisStore(redis, namespace=f"{settings.redis_prefix}:sessions") if redis else MemoryStore()
+    )
+    login_throttle = LoginThrottle(
+        make_storage(settings.redis_url, settings.redis_prefix),
+        per_account=settings.login_attempts_per_account,
+        per_ip=settings.login_attempts_per_ip,
+    )
+    jobs = InProcessJobs()
+
+    session_config = RotatingSessionConfig(
+        key="__Host-session" if production else "ideaforge_session",
+        store="sessions",
+        max_age=SESSION_MAX_AGE,
+        secure=production,
+        httponly=True,
+        samesite="lax",
+        exclude=["/api/", "/static/", "/healthz", "/readyz"],
+    )
+    csrf_config = CSRFConfig(
+        secret=settings.resolved_secret_key,
+        cookie_name="__Host-csrftoken" if production else "csrftoken",
+        cookie_secure=production,
+        cookie_httponly=True,
+        cookie_samesite="lax",
+        header_name="x-csrftoken",
+        # The API authenticates with bearer tokens only (see ideaforge.web.auth).
+        exclude=["/api/", "/healthz", "/readyz", "/static/"],
+    )
+
+    async def on_shutdown() -> None:
+        await jobs.drain()
+        await db.dispose()
+        if redis is not None:
+            await redis.aclose()
+
+    return Litestar(
+        route_handlers=[
+            home,
+            healthz,
+            readyz,
+            AccountController,
+            OrganisationController,
+            InvitationController,
+            AccountApi,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        ],
+        dependencies={"db_session": Provide(provide_db_session)},
+        middleware=[AccessLogMiddleware, session_config.middleware, AuthMiddleware, LocaleMiddleware],
+        csrf_config=csrf_config,
+        stores=StoreRegistry(stores={"sessions": session_store}),
+        exception_handlers={Exception: handle_exception},
+        before_send=[security_headers(production=production)],
+        openapi_config=OpenAPIConfig(
+            title="IdeaForge API",
+            version="1",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        on_shutdown=[on_shutdown],
+        state=State(
+            {
+                "settings": settings,
+                "db": db,
+                "redis": redis,
+                "login_throttle": login_throttle,
+                "jobs": jobs,
+                "mailer": make_mailer(settings.smtp_url, settings.data_dir),
+            }
+        ),
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""Web plumbing shared by every domain: templating, sessions, security, errors, forms."""

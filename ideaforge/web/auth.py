@@ -1,0 +1,63 @@
+"""Who is asking: the session's user on pages, the bearer token's user on the API.
+
+The API authenticates only with bearer tokens and pages only with the session cookie, so the
+API needs no CSRF protection (a browser never attaches a bearer token by itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from ideaforge.accounts.models import User
+from ideaforge.accounts.services import user_for_token
+
+API_PREFIX = "/api/"
+SESSION_USER_KEY = "user_id"
+
+
+def is_api(scope: Scope) -> bool:
+    return scope["path"].startswith(API_PREFIX)
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            cast(dict[str, Any], scope)["user"] = await self._load_user(scope)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _load_user(scope: Scope) -> User | None:
+        db = scope["app"].state.db
+        connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
+        if is_api(scope):
+            scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return None
+            async with db.sessionmaker() as session:
+                return await user_for_token(session, token.strip())
+        session = scope.get("session")
+        user_id = session.get(SESSION_USER_KEY) if isinstance(session, dict) else None
+        if not isinstance(user_id, int):
+            return None
+        async with db.sessionmaker() as session:
+            user = await session.get(User, user_id)
+            return user if user is not None and user.is_active else None
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    user = connection.scope.get("user")
+    return user if isinstance(user, User) else None
+
+
+def login_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: pages send the visitor to the login form, the API answers 401."""
+    if current_user(connection) is None:
+        raise NotAuthorizedException()
