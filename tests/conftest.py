@@ -1,0 +1,173 @@
+"""Test harness: the app against real services.
+
+Each run creates its own PostgreSQL database (migrated with Alembic, dropped at the end) and its
+own Redis key prefix (deleted at the end). Most HTTP tests run twice: on the embedded default
+(SQLite, in-memory stores) and on PostgreSQL + Redis. With CI=true a missing service fails the
+run; elsewhere its suites are skipped and the summary says which and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ideaforge.app import create_app
+from ideaforge.db.migrate import upgrade
+from ideaforge.settings import Settings
+from tests.services import AVAILABLE, IN_CI, PG_ADMIN_URL, REDIS_URL
+
+RUN_ID = uuid.uuid4().hex[:10]
+SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+SUITE_MARKS = ("postgres", "redis", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in SUITE_MARKS:
+            if item.get_closest_marker(mark) and mark in AVAILABLE.missing:
+                if IN_CI:
+                    raise pytest.UsageError(
+                        f"CI=true but the {mark} suite cannot run: {AVAILABLE.missing[mark]}"
+                    )
+                item.add_marker(pytest.mark.skip(reason=f"{mark} suite skipped: {AVAILABLE.missing[mark]}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if AVAILABLE.missing:
+        terminalreporter.section("suites skipped")
+        for suite, why in AVAILABLE.missing.items():
+            terminalreporter.write_line(f"SKIPPED {suite} suite: {why}")
+    else:
+        terminalreporter.write_line("all suites ran: SQLite, PostgreSQL, Redis, Chromium")
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run blocking setup (Alembic, asyncio.run) away from the test's running event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"ideaforge_test_{RUN_ID}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    _in_thread(asyncio.run, admin(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    try:
+        _in_thread(upgrade, url)
+        yield url
+    finally:
+        _in_thread(asyncio.run, admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    _in_thread(upgrade, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+async def _truncate_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            tables = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'alembic_version'"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if tables:
+                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+async def _delete_redis_prefix(prefix: str) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: Settings
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(
+        env="test", data_dir=tmp_path, secret_key=SECRET, base_url="http://testserver.local", **overrides
+    )
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres+redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The embedded default and the production stores; each test starts from an empty database."""
+    if request.param == "sqlite":
+        db_file = tmp_path / "ideaforge.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), db_file)
+        yield Backend("sqlite", _settings(tmp_path, database_url=f"sqlite+aiosqlite:///{db_file}"))
+        return
+    url = request.getfixturevalue("postgres_url")
+    prefix = f"ideaforge-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    await _truncate_postgres(url)
+    yield Backend("postgres", _settings(tmp_path, database_url=url, redis_url=REDIS_URL, redis_prefix=prefix))
+    await _delete_redis_prefix(prefix)
+
+
+@pytest.fixture
+async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """For tests about behaviour that does not depend on the store."""
+    db_file = tmp_path / "ideaforge.sqlite3"
+    shutil.copy(request.getfixturevalue("sqlite_template"), db_file)
+    return Backend("sqlite", _settings(tmp_path, database_url=f"sqlite+aiosqlite:///{db_file}"))
+
+
+@pytest.fixture
+def app(backend: Backend) -> Litestar:
+    return create_app(backend.settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app, base_url="http://testserver.local") as test_client:
+        yield test_client
