@@ -42,7 +42,8 @@ async def register_user(
     if "email" not in errors and await get_user_by_email(session, email) is not None:
         errors["email"] = _("An account with this email address already exists. Log in instead?")
     if errors:
-        raise ValidationFailed(errors)
+        # In the order of the form's fields, so the summary reads top to bottom.
+        raise ValidationFailed({k: errors[k] for k in ("email", "display_name", "password") if k in errors})
 
     user = User(
         email=email,
