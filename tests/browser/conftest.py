@@ -60,7 +60,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310  # our own loopback server
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:

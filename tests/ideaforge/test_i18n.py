@@ -8,6 +8,8 @@ from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ideaforge import i18n
 from ideaforge.settings import REPO_ROOT
@@ -121,3 +123,20 @@ def test_translations_keep_their_placeholders():
         )
         for text in strings:
             assert sorted(re.findall(r"%\(\w+\)s", text)) == sorted(re.findall(r"%\(\w+\)s", source)), source
+
+
+@given(st.text(max_size=200))
+def test_any_accept_language_header_gives_a_supported_locale_or_none(header):
+    assert i18n.negotiate(header) in (*i18n.SUPPORTED_LOCALES, None)
+
+
+def test_accept_language_weights_are_respected():
+    assert i18n.negotiate("en;q=0.4, fr;q=0.8") == "fr"
+    assert i18n.negotiate("de, en-GB;q=0.9, fr;q=0.8") == "en"
+    assert i18n.negotiate("fr;q=0, en;q=0.1") == "en"
+    assert i18n.negotiate("fr;q=bogus, en") == "en"
+
+
+async def test_garbage_accept_language_does_not_break_pages(client):
+    response = await client.get("/", headers={"accept-language": ";;;q=,fr-;q=abc,*"})
+    assert response.status_code == 200

@@ -122,3 +122,37 @@ def test_migrations_go_down_and_up_again(tmp_path):
     upgrade(url)
     downgrade(url, "base")
     upgrade(url)
+
+
+async def test_an_unexpected_error_is_a_friendly_page_and_a_bodyless_log(sqlite_backend, capfd):
+    from litestar import post
+
+    @post("/boom")
+    async def boom(data: dict[str, str]) -> None:
+        raise RuntimeError("kaboom")
+
+    app = create_app(sqlite_backend.settings)
+    app.register(boom)
+    async with AsyncTestClient(app) as client:
+        await client.get("/")
+        response = await client.post(
+            "/boom",
+            json={"password": "hunter2-very-secret"},
+            headers={"x-csrftoken": client.cookies["csrftoken"]},
+        )
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.text
+    assert "kaboom" not in response.text, "no internals shown to the user"
+    logs = capfd.readouterr().err
+    assert "unhandled error" in logs
+    assert "hunter2-very-secret" not in logs
+
+
+async def test_an_oversized_body_is_refused_cleanly(client):
+    response = await client.post(
+        "/api/v1/tokens",
+        content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
