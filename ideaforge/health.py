@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -9,6 +10,15 @@ from litestar import Request, Response, get
 from litestar.enums import MediaType
 
 log = structlog.get_logger(__name__)
+
+
+async def _probe(name: str, ping: Callable[[], Awaitable[Any]]) -> str:
+    try:
+        await ping()
+    except Exception as exc:
+        log.warning("readiness: unreachable", dependency=name, error=type(exc).__name__)
+        return "unreachable"
+    return "ok"
 
 
 @get("/healthz", media_type=MediaType.JSON, summary="The process answers", tags=["health"])
@@ -24,20 +34,9 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     state = request.app.state
-    checks: dict[str, str] = {}
-    try:
-        await state.db.ping()
-        checks["database"] = "ok"
-    except Exception as exc:
-        log.warning("readiness: database unreachable", error=type(exc).__name__)
-        checks["database"] = "unreachable"
+    checks = {"database": await _probe("database", state.db.ping)}
     if state.redis is not None:
-        try:
-            await state.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            log.warning("readiness: redis unreachable", error=type(exc).__name__)
-            checks["redis"] = "unreachable"
+        checks["redis"] = await _probe("redis", state.redis.ping)
     ready = all(v == "ok" for v in checks.values())
     return Response(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503

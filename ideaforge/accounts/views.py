@@ -33,16 +33,19 @@ def _log_in(request: Request[Any, Any, Any], user: User) -> None:
         request.session[SESSION_KEY] = user.locale
 
 
+def _register_form(
+    request: Request[Any, Any, Any], values: dict[str, str], errors: dict[str, str], status_code: int = 200
+) -> Response[Any]:
+    context = {"values": values, "errors": errors, "password_min": PASSWORD_MIN, "password_max": PASSWORD_MAX}
+    return render(request, "accounts/register.html", context, status_code=status_code)
+
+
 class AccountController(Controller):
     include_in_schema = False  # pages; the API lives under /api/v1
 
     @get("/register", name="register")
     async def register_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        return render(
-            request,
-            "accounts/register.html",
-            {"values": {}, "errors": {}, "password_min": PASSWORD_MIN, "password_max": PASSWORD_MAX},
-        )
+        return _register_form(request, {}, {})
 
     @post("/register")
     async def register(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
@@ -56,18 +59,8 @@ class AccountController(Controller):
                 locale=get_locale(),
             )
         except ValidationFailed as exc:
-            values.pop("password")
-            return render(
-                request,
-                "accounts/register.html",
-                {
-                    "values": values,
-                    "errors": exc.errors,
-                    "password_min": PASSWORD_MIN,
-                    "password_max": PASSWORD_MAX,
-                },
-                status_code=422,
-            )
+            values.pop("password")  # never echoed back into the page
+            return _register_form(request, values, exc.errors, status_code=422)
         _log_in(request, user)
         flash(request, _("Welcome to IdeaForge, %(name)s!", name=user.display_name))
         return Redirect("/", status_code=303)

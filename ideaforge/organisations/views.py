@@ -65,6 +65,47 @@ async def _organisation_or_404(session: AsyncSession, slug: str) -> Organisation
     return organisation
 
 
+def _new_form(
+    request: Request[Any, Any, Any], values: dict[str, str], errors: dict[str, str], status_code: int = 200
+) -> Response[Any]:
+    return render(
+        request,
+        "organisations/new.html",
+        {"values": values, "errors": errors, "countries": countries(), "kind_labels": kind_labels()},
+        status_code=status_code,
+    )
+
+
+async def _organisation_page(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    organisation: Organisation,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response[Any]:
+    """The organisation page; an htmx invitation form gets back just the members block."""
+    role = await role_in(session, organisation.id, current_user(request))
+    return render(
+        request,
+        "organisations/detail.html",
+        {
+            "organisation": organisation,
+            "members": await members(session, organisation.id),
+            "role": role,
+            "can_invite": can_invite_members(role),
+            "kind_labels": kind_labels(),
+            "role_labels": role_labels(),
+            "country_name": country_name,
+            "values": values or {},
+            "errors": errors or {},
+        },
+        block="members",
+        status_code=status_code,
+    )
+
+
 class OrganisationController(Controller):
     include_in_schema = False  # pages; the API lives under /api/v1
     path = "/organisations"
@@ -90,11 +131,7 @@ class OrganisationController(Controller):
 
     @get("/new", name="new_organisation", guards=[login_required])
     async def new_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        return render(
-            request,
-            "organisations/new.html",
-            {"values": {}, "errors": {}, "countries": countries(), "kind_labels": kind_labels()},
-        )
+        return _new_form(request, {}, {})
 
     @post("/new", guards=[login_required])
     async def create(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
@@ -104,17 +141,7 @@ class OrganisationController(Controller):
         try:
             organisation = await create_organisation(db_session, user, OrganisationInput(**values))
         except ValidationFailed as exc:
-            return render(
-                request,
-                "organisations/new.html",
-                {
-                    "values": values,
-                    "errors": exc.errors,
-                    "countries": countries(),
-                    "kind_labels": kind_labels(),
-                },
-                status_code=422,
-            )
+            return _new_form(request, values, exc.errors, status_code=422)
         flash(request, _("%(name)s has been created. You are its owner.", name=organisation.name))
         return Redirect(f"/organisations/{organisation.slug}", status_code=303)
 
@@ -122,24 +149,7 @@ class OrganisationController(Controller):
     async def detail(
         self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
     ) -> Response[Any]:
-        organisation = await _organisation_or_404(db_session, slug)
-        role = await role_in(db_session, organisation.id, current_user(request))
-        return render(
-            request,
-            "organisations/detail.html",
-            {
-                "organisation": organisation,
-                "members": await members(db_session, organisation.id),
-                "role": role,
-                "can_invite": can_invite_members(role),
-                "kind_labels": kind_labels(),
-                "role_labels": role_labels(),
-                "country_name": country_name,
-                "values": {},
-                "errors": {},
-            },
-            block="members",
-        )
+        return await _organisation_page(request, db_session, await _organisation_or_404(db_session, slug))
 
     @post("/{slug:str}/invitations", guards=[login_required])
     async def invite(
@@ -152,23 +162,8 @@ class OrganisationController(Controller):
         try:
             invitation, token = await invite_member(db_session, organisation, user, **values)
         except ValidationFailed as exc:
-            role = await role_in(db_session, organisation.id, user)
-            return render(
-                request,
-                "organisations/detail.html",
-                {
-                    "organisation": organisation,
-                    "members": await members(db_session, organisation.id),
-                    "role": role,
-                    "can_invite": True,
-                    "kind_labels": kind_labels(),
-                    "role_labels": role_labels(),
-                    "country_name": country_name,
-                    "values": values,
-                    "errors": exc.errors,
-                },
-                block="members",
-                status_code=422,
+            return await _organisation_page(
+                request, db_session, organisation, values=values, errors=exc.errors, status_code=422
             )
         settings = request.app.state.settings
         request.app.state.jobs.enqueue(
