@@ -126,9 +126,10 @@ def test_migrations_go_down_and_up_again(tmp_path):
 
 async def test_an_unexpected_error_is_a_friendly_page_and_a_bodyless_log(sqlite_backend, capfd):
     from litestar import post
+    from litestar.params import JSONBody
 
     @post("/boom")
-    async def boom(data: dict[str, str]) -> None:
+    async def boom(data: JSONBody[dict[str, str]]) -> None:
         raise RuntimeError("kaboom")
 
     app = create_app(sqlite_backend.settings)
