@@ -7,10 +7,10 @@ LOCALES := ideaforge/i18n/locales
 
 .PHONY: run test install lint typecheck check-migrations compose-config messages clean
 
+# torch goes first, pinned to the local CPU build, so sentence-transformers pulls no CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned to the CPU build, so sentence-transformers pulls no CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
