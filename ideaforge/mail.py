@@ -29,8 +29,8 @@ def build_message(*, sender: str, to: str, subject: str, body: str, locale: str)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
-    message["Content-Language"] = locale
     message.set_content(body)
+    message["Content-Language"] = locale  # after set_content, which drops Content-* headers
     return message
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from ideaforge.accounts.models import PASSWORD_MAX, PASSWORD_MIN, User
 from ideaforge.accounts.services import authenticate, register_user, update_profile
+from ideaforge.accounts.verification import make_token, send_verification, verify_email
 from ideaforge.errors import InvalidCredentials, TooManyAttempts, ValidationFailed
 from ideaforge.i18n import SUPPORTED_LOCALES, _, get_locale, set_locale
 from ideaforge.validation import countries
-from ideaforge.web.auth import SESSION_USER_KEY, current_user, login_required
+from ideaforge.web.auth import SESSION_USER_KEY, current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, safe_next
@@ -31,6 +32,21 @@ def _log_in(request: Request[Any, Any, Any], user: User) -> None:
     request.session[SESSION_USER_KEY] = user.id
     if user.locale:
         request.session[SESSION_KEY] = user.locale
+
+
+def _send_verification(request: Request[Any, Any, Any], user: User) -> None:
+    settings = request.app.state.settings
+    link = f"{settings.base_url.rstrip('/')}/verify-email/{make_token(settings.resolved_secret_key, user)}"
+    mailer, sender, to, name, locale = (
+        request.app.state.mailer,
+        settings.mail_from,
+        user.email,
+        user.display_name,
+        get_locale(),
+    )
+    request.app.state.jobs.enqueue(
+        lambda: send_verification(mailer, sender=sender, to=to, name=name, link=link, locale=locale)
+    )
 
 
 def _register_form(
@@ -62,6 +78,7 @@ class AccountController(Controller):
             values.pop("password")  # never echoed back into the page
             return _register_form(request, values, exc.errors, status_code=422)
         _log_in(request, user)
+        _send_verification(request, user)
         flash(request, _("Welcome to IdeaForge, %(name)s!", name=user.display_name))
         return Redirect("/", status_code=303)
 
@@ -103,8 +120,7 @@ class AccountController(Controller):
 
     @get("/profile", name="profile", guards=[login_required])
     async def profile_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        user = current_user(request)
-        assert user is not None
+        user = signed_in_user(request)
         values = {
             "display_name": user.display_name,
             "locale": user.locale or "",
@@ -117,8 +133,7 @@ class AccountController(Controller):
 
     @post("/profile", guards=[login_required])
     async def profile(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
-        user = current_user(request)
-        assert user is not None
+        user = signed_in_user(request)
         values = await form_values(request, *PROFILE_FIELDS)
         try:
             updated = await update_profile(db_session, user.id, **values)
@@ -134,6 +149,29 @@ class AccountController(Controller):
             set_locale(updated.locale)
         flash(request, _("Your profile has been saved."))
         return Redirect("/profile", status_code=303)
+
+    @post("/profile/verification", guards=[login_required])
+    async def resend_verification(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        user = signed_in_user(request)
+        if user.email_verified_at is None:
+            _send_verification(request, user)
+            flash(request, _("We sent a new confirmation link to %(email)s.", email=user.email))
+        return Redirect("/profile", status_code=303)
+
+    @get("/verify-email/{token:str}", name="verify_email")
+    async def verify(
+        self, request: Request[Any, Any, Any], db_session: DbSession, token: FromPath[str]
+    ) -> Response[Any]:
+        user = await verify_email(db_session, request.app.state.settings.resolved_secret_key, token)
+        if user is None:
+            flash(
+                request,
+                _("This confirmation link is not valid or has expired. Ask for a new one from your profile."),
+                "error",
+            )
+        else:
+            flash(request, _("Thank you: your email address %(email)s is confirmed.", email=user.email))
+        return Redirect("/profile" if current_user(request) else "/", status_code=303)
 
     @post("/locale", name="switch_locale")
     async def switch_locale(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
