@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ideaforge.clock import Clock, SystemClock
 from ideaforge.db import Database
 from ideaforge.settings import Settings, get_settings
 
@@ -28,10 +30,35 @@ SESSION_MAX_AGE = 14 * 24 * 3600
 MAX_BODY_BYTES = 1024 * 1024
 
 
+# Every module that defines tables. Imported by name: a linter cannot drop an "unused" import here.
+MODEL_MODULES = (
+    "ideaforge.accounts.models",
+    "ideaforge.organisations.models",
+    "ideaforge.audit",
+    "challenges.models",
+)
+
+
 def load_models() -> None:
     """Import every package's models so the metadata is complete (migrations, drift check)."""
-    import ideaforge.accounts.models
-    import ideaforge.organisations.models  # noqa: F401
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+
+
+async def load_demo(settings: Settings, clock: Clock | None = None) -> bool:
+    """Every package's demo data, core first; True when anything was created."""
+    from challenges.demo import load_challenge_demo
+    from ideaforge.demo import load_demo as load_core_demo
+
+    now = (clock or SystemClock()).now()
+    created = await load_core_demo(settings)
+    database = Database(settings.resolved_database_url)
+    try:
+        async with database.sessionmaker() as session:
+            created = await load_challenge_demo(session, now) or created
+    finally:
+        await database.dispose()
+    return created
 
 
 async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
@@ -39,7 +66,9 @@ async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncIterator[A
         yield session
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
+    from challenges.api import ChallengeApi
+    from challenges.views import ChallengeController, NewChallengeController, OrganisationChallengesController
     from ideaforge.accounts.api import AccountApi
     from ideaforge.accounts.throttle import LoginThrottle, make_storage
     from ideaforge.accounts.views import AccountController
@@ -106,7 +135,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AccountController,
             OrganisationController,
             InvitationController,
+            ChallengeController,
+            NewChallengeController,
+            OrganisationChallengesController,
             AccountApi,
+            ChallengeApi,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         dependencies={"db_session": Provide(provide_db_session)},
@@ -130,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "redis": redis,
                 "login_throttle": login_throttle,
                 "jobs": jobs,
+                "clock": clock or SystemClock(),
                 "mailer": make_mailer(settings.smtp_url, settings.data_dir),
             }
         ),

@@ -90,8 +90,8 @@ def demo() -> None:
 @demo.command("load")
 def demo_load() -> None:
     """Load the demo organisations and users (safe to run again)."""
+    from ideaforge.app import load_demo
     from ideaforge.db.migrate import upgrade
-    from ideaforge.demo import load_demo
 
     settings = get_settings()
     upgrade(settings.resolved_database_url)

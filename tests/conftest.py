@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from ideaforge.app import create_app
+from ideaforge.clock import FixedClock
+from ideaforge.db import Database
 from ideaforge.db.migrate import upgrade
 from ideaforge.settings import Settings
 from tests.services import AVAILABLE, IN_CI, PG_ADMIN_URL, REDIS_URL
@@ -163,8 +166,23 @@ async def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Back
 
 
 @pytest.fixture
-def app(backend: Backend) -> Litestar:
-    return create_app(backend.settings)
+def clock() -> FixedClock:
+    """The app's clock: tests move it to put challenges in the phase they need."""
+    return FixedClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def app(backend: Backend, clock: FixedClock) -> Litestar:
+    return create_app(backend.settings, clock=clock)
+
+
+@pytest.fixture
+async def db(backend: Backend) -> AsyncIterator[AsyncSession]:
+    """A session on the test's database, for arranging what no page exists for yet."""
+    database = Database(backend.settings.resolved_database_url)
+    async with database.sessionmaker() as session:
+        yield session
+    await database.dispose()
 
 
 @pytest.fixture

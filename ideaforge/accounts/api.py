@@ -13,7 +13,7 @@ from ideaforge.accounts.models import User
 from ideaforge.accounts.services import authenticate, create_api_token
 from ideaforge.errors import ValidationFailed
 from ideaforge.i18n import _
-from ideaforge.web.auth import current_user, login_required
+from ideaforge.web.auth import login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 
 
@@ -79,6 +79,5 @@ class AccountApi(Controller):
 
     @get("/me", guards=[login_required], summary="The user the bearer token belongs to")
     async def me(self, request: Request[Any, Any, Any]) -> UserOut:
-        user = current_user(request)
-        assert user is not None
+        user = signed_in_user(request)
         return UserOut.of(user)

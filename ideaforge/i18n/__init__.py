@@ -14,6 +14,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
@@ -115,8 +116,12 @@ def negotiate(accept_language: str | None) -> str | None:
     return min(weighted)[2] if weighted else None
 
 
-def format_datetime(value: datetime, fmt: str = "medium") -> str:
-    return _format_datetime(value, format=fmt, locale=get_locale(), tzinfo=value.tzinfo)
+def format_datetime(value: datetime, fmt: str = "medium", zone: str | None = None) -> str:
+    """``value`` in ``zone`` (an IANA name) or its own zone, with the zone's name when one is given."""
+    if zone is None:
+        return _format_datetime(value, format=fmt, locale=get_locale(), tzinfo=value.tzinfo)
+    text = _format_datetime(value, format=fmt, locale=get_locale(), tzinfo=ZoneInfo(zone))
+    return f"{text} ({zone.rsplit('/', 1)[-1].replace('_', ' ')})"
 
 
 def format_date(value: datetime, fmt: str = "long") -> str:

@@ -30,7 +30,7 @@ from ideaforge.organisations.services import (
 )
 from ideaforge.organisations.tasks import send_invitation
 from ideaforge.validation import countries, country_name
-from ideaforge.web.auth import current_user, login_required
+from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, page_number
@@ -135,8 +135,7 @@ class OrganisationController(Controller):
 
     @post("/new", guards=[login_required])
     async def create(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
-        user = current_user(request)
-        assert user is not None
+        user = signed_in_user(request)
         values = await form_values(request, *ORG_FIELDS)
         try:
             organisation = await create_organisation(db_session, user, OrganisationInput(**values))
@@ -155,8 +154,7 @@ class OrganisationController(Controller):
     async def invite(
         self, request: Request[Any, Any, Any], db_session: DbSession, slug: FromPath[str]
     ) -> Response[Any]:
-        user = current_user(request)
-        assert user is not None
+        user = signed_in_user(request)
         organisation = await _organisation_or_404(db_session, slug)
         values = await form_values(request, "email", "role")
         try:
@@ -207,8 +205,7 @@ class InvitationController(Controller):
     async def accept(
         self, request: Request[Any, Any, Any], db_session: DbSession, token: FromPath[str]
     ) -> Response[Any]:
-        user = current_user(request)
-        assert user is not None
+        user = signed_in_user(request)
         try:
             organisation = await accept_invitation(db_session, token, user)
         except Forbidden as exc:

@@ -57,6 +57,14 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
     return user if isinstance(user, User) else None
 
 
+def signed_in_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User:
+    """The user of a route guarded by ``login_required`` (raises, as the guard would, when absent)."""
+    user = current_user(connection)
+    if user is None:
+        raise NotAuthorizedException()
+    return user
+
+
 def login_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: pages send the visitor to the login form, the API answers 401."""
     if current_user(connection) is None:

@@ -48,11 +48,6 @@ def _titles() -> dict[int, str]:
     }
 
 
-def _is_malformed_body(exc: ValidationException) -> bool:
-    detail = str(exc.detail).lower()
-    return "malformed" in detail or "decode" in detail or "json" in detail
-
-
 def _api_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     titles = _titles()
     if isinstance(exc, ValidationFailed):
@@ -69,8 +64,6 @@ def _api_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if isinstance(exc, ValidationException):
-        if _is_malformed_body(exc):
-            return problem(400, titles[400], _("The request body is not valid JSON."))
         errors = [
             {"field": str(e.get("key", "")), "message": str(e.get("message", ""))}
             for e in (exc.extra if isinstance(exc.extra, list) else [])

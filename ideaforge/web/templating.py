@@ -39,6 +39,12 @@ def environment() -> Environment:
     env.filters["date"] = i18n.format_date
     env.filters["number"] = i18n.format_number
     env.filters["markdown"] = render_markdown
+    env.filters["dict_merge"] = lambda base, extra: {**base, **extra}
+    env.filters["lang_name"] = lambda code, names: names.get(code, code)
+    env.filters["zone_option"] = lambda zone: (zone, zone.replace("_", " "))
+    # The shared macros are globals: a block rendered alone for htmx skips the template's imports.
+    macros = env.get_template("_macros.html").module
+    env.globals.update({name: getattr(macros, name) for name in dir(macros) if not name.startswith("_")})
     env.globals["LOCALE_NAMES"] = i18n.LOCALE_NAMES
     env.globals["HTMX_VERSION"] = HTMX_VERSION
     return env

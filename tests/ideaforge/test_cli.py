@@ -74,6 +74,16 @@ async def test_demo_load_is_idempotent_and_lets_demo_users_in(settings):
         assert f"{len(ORGANISATIONS)} organisations" in directory
         for country in ("France", "Canada", "Spain", "Germany"):
             assert country in directory
+        listed = (await client.get("/api/v1/challenges")).json()["items"]
+        assert {c["phase"] for c in listed} == {"submission", "voting", "review", "results", "closed"}
+        assert len({c["country"] for c in listed}) >= 3
+        assert any(c["open_to_partners"] for c in listed)
+        assert {"fr", "en"} <= {lang for c in listed for lang in c["languages"]}
+        draft = "Night-time quiet in the city centre"
+        assert draft not in (await client.get("/organisations/ville-de-rennes/challenges")).text
+        assert (await login(client, "maire@rennes.demo", DEMO_PASSWORD)).status_code == 303
+        own = (await client.get("/organisations/ville-de-rennes/challenges")).text
+        assert draft in own, "the organisation's admin sees its draft"
         for email, *_ in USERS:
             assert (await login(client, email, DEMO_PASSWORD)).status_code == 303
             await client.post("/logout", data={"_csrf_token": client.cookies["csrftoken"]})

@@ -123,9 +123,9 @@ async def test_an_invitation_is_emailed_and_accepted(backend, smtp_server):
         )
         assert invited.status_code == 303
         await app.state.jobs.drain()
-        assert len(received) == 1
-        message = received[0]
-        assert message["To"] == "guest@example.org"
+        invitations = [m for m in received if m["To"] == "guest@example.org"]
+        assert len(invitations) == 1
+        message = invitations[0]
         assert "Ville de Rennes" in message["Subject"]
         link = re.search(
             r"http://testserver\.local(/invitations/\S+)", message.get_payload(decode=True).decode()
