@@ -6,7 +6,6 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    Enum,
     Float,
     ForeignKey,
     Integer,
@@ -16,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ideaforge.db import Base, UTCDateTime, utcnow
+from ideaforge.db import Base, UTCDateTime, str_enum, utcnow
 from ideaforge.organisations.models import Organisation
 
 TITLE_MAX = 140
@@ -55,10 +54,6 @@ class SubmitPolicy(enum.StrEnum):
     MEMBERS = "members"
 
 
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-
-
 class Challenge(Base):
     __tablename__ = "challenges"
     __table_args__ = (
@@ -89,7 +84,7 @@ class Challenge(Base):
     country: Mapped[str] = mapped_column(String(2))
     region: Mapped[str] = mapped_column(String(100), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    visibility: Mapped[Visibility] = mapped_column(_enum(Visibility, "challenge_visibility"))
+    visibility: Mapped[Visibility] = mapped_column(str_enum(Visibility, "challenge_visibility"))
     open_to_partners: Mapped[bool] = mapped_column(Boolean, default=False)
     reward: Mapped[str] = mapped_column(String(REWARD_MAX), default="")
     search_text: Mapped[str] = mapped_column(Text, default="")
@@ -102,13 +97,13 @@ class Challenge(Base):
     review_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     """None: no jury review; results follow voting."""
     results_ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    phase_override: Mapped[Phase | None] = mapped_column(_enum(Phase, "challenge_phase"), default=None)
+    phase_override: Mapped[Phase | None] = mapped_column(str_enum(Phase, "challenge_phase"), default=None)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     votes_per_user: Mapped[int | None] = mapped_column(Integer, default=None)
     """None: unlimited."""
     authors_may_vote_own: Mapped[bool] = mapped_column(Boolean, default=False)
-    who_may_submit: Mapped[SubmitPolicy] = mapped_column(_enum(SubmitPolicy, "submit_policy"))
+    who_may_submit: Mapped[SubmitPolicy] = mapped_column(str_enum(SubmitPolicy, "submit_policy"))
     edit_window_hours: Mapped[int] = mapped_column(Integer, default=24)
 
     shortlist_size: Mapped[int] = mapped_column(Integer, default=10)

@@ -82,6 +82,10 @@ class Access:
     def allows(self, action: Action) -> bool:
         return allowed_by_table(action, self.phases, self.roles)
 
+    def allows_submission_phase(self) -> bool:
+        """Whether the phase is right for submitting (whatever the challenge's rule on who may)."""
+        return allowed_by_table(Action.SUBMIT_IDEA, self.phases, self.roles | {Role.CITIZEN})
+
 
 def can_view(access: Access) -> bool:
     return access.allows(Action.VIEW)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from challenges.inputs import DATE_FIELDS, ChallengeData, fold, parse
+from challenges.labels import phase_labels
 from challenges.models import Challenge, ChallengeJuror, ChallengeTag, Criterion, Phase, Visibility
 from challenges.permissions import Access, Role, can_view
 from challenges.phases import current_phase, current_phase_is, has_started
@@ -19,6 +20,7 @@ from ideaforge.accounts.models import User
 from ideaforge.audit import record
 from ideaforge.errors import Forbidden, ValidationFailed
 from ideaforge.i18n import _
+from ideaforge.notifications.services import Notifier, followers
 from ideaforge.organisations.models import Membership, Organisation
 from ideaforge.organisations.models import Role as OrgRole
 
@@ -297,7 +299,13 @@ async def publish_challenge(
 
 
 async def override_phase(
-    session: AsyncSession, challenge: Challenge, actor: User, phase: str, reason: str, now: datetime
+    session: AsyncSession,
+    challenge: Challenge,
+    actor: User,
+    phase: str,
+    reason: str,
+    now: datetime,
+    notifier: Notifier | None = None,
 ) -> Challenge:
     """Force a phase (or go back to the dates with ``phase=""``); the reason goes to the audit log."""
     await _require_admin(session, challenge, actor)
@@ -316,14 +324,27 @@ async def override_phase(
            subject_id=challenge.id, action="phase_override", reason=reason.strip(),
            detail={"from": before.value, "to": current_phase(challenge, now).value,
                    "override": phase or None})  # fmt: skip
+    after, mails = current_phase(challenge, now), []
+    if notifier is not None and after is not before:
+        title = challenge.title
+        mails = notifier.notify(session, await followers(session, "challenge", challenge.id), "phase",
+                                lambda: _("“%(title)s” is now in the phase: %(phase)s.", title=title,
+                                          phase=phase_labels()[after]), f"/challenges/{challenge.id}")  # fmt: skip
     await session.commit()
+    if notifier is not None:
+        notifier.send(mails)
     return challenge
 
 
 async def close_challenge(
-    session: AsyncSession, challenge: Challenge, actor: User, reason: str, now: datetime
+    session: AsyncSession,
+    challenge: Challenge,
+    actor: User,
+    reason: str,
+    now: datetime,
+    notifier: Notifier | None = None,
 ) -> Challenge:
-    return await override_phase(session, challenge, actor, Phase.CLOSED.value, reason, now)
+    return await override_phase(session, challenge, actor, Phase.CLOSED.value, reason, now, notifier)
 
 
 async def visible_challenge(

@@ -35,6 +35,7 @@ from challenges.services import (
 from ideaforge.audit import history
 from ideaforge.errors import Forbidden, ValidationFailed
 from ideaforge.i18n import _
+from ideaforge.notifications.services import is_following
 from ideaforge.organisations.services import get_organisation
 from ideaforge.validation import countries, country_name
 from ideaforge.web.auth import current_user, login_required, signed_in_user
@@ -104,6 +105,8 @@ class ChallengeController(Controller):
             "active": access.phases, "permissions": permissions_for(access), "is_admin": is_admin(access),
             "user_is_anonymous": current_user(request) is None, "languages": dict(language_choices()),
             "policy_sentence": policy_sentence(challenge.who_may_submit, challenge.organisation.name),
+            "follow_type": "challenge", "follow_id": challenge.id,
+            "following": await is_following(db_session, current_user(request), "challenge", challenge.id),
             **_labels(),
         })  # fmt: skip
 
@@ -170,9 +173,8 @@ class ChallengeController(Controller):
         challenge, _access = await _visible_or_404(request, db_session, challenge_id)
         values = await form_values(request, "phase", "reason")
         try:
-            await override_phase(
-                db_session, challenge, user, values["phase"], values["reason"], _now(request)
-            )
+            await override_phase(db_session, challenge, user, values["phase"], values["reason"], _now(request),
+                                 request.app.state.notifier)  # fmt: skip
         except ValidationFailed as exc:
             return await self._phase_page(request, db_session, challenge_id, values, exc.errors, 422)
         flash(request, _("The phase has been changed; the change is in the audit log."))
@@ -192,7 +194,8 @@ class ChallengeController(Controller):
         challenge, _access = await _visible_or_404(request, db_session, challenge_id)
         values = await form_values(request, "reason")
         try:
-            await close_challenge(db_session, challenge, user, values["reason"], _now(request))
+            await close_challenge(db_session, challenge, user, values["reason"], _now(request),
+                                  request.app.state.notifier)  # fmt: skip
         except ValidationFailed as exc:
             return await self._phase_page(request, db_session, challenge_id, values, exc.errors, 422,
                                           template="challenges/close.html")  # fmt: skip

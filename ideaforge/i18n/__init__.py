@@ -66,13 +66,13 @@ def use_locale(locale: str) -> Iterator[None]:
         _current.reset(token)
 
 
-def gettext(message: str, **params: Any) -> str:
-    translated = _catalog(get_locale()).get(message, message)
+def gettext(msgid: str, /, **params: Any) -> str:
+    translated = _catalog(get_locale()).get(msgid, msgid)
     text = translated if isinstance(translated, str) else translated[0]
     return text % params if params else text
 
 
-def ngettext(singular: str, plural: str, n: int, **params: Any) -> str:
+def ngettext(singular: str, plural: str, n: int, /, **params: Any) -> str:
     params.setdefault("num", n)
     translated = _catalog(get_locale()).get(singular)
     if isinstance(translated, tuple):
@@ -89,8 +89,8 @@ def _plural_index(n: int) -> int:
     return 0 if n == 1 else 1
 
 
-def lazy_gettext(message: str, **params: Any) -> LazyProxy:
-    return LazyProxy(gettext, message, enable_cache=False, **params)
+def lazy_gettext(msgid: str, /, **params: Any) -> LazyProxy:
+    return LazyProxy(gettext, msgid, enable_cache=False, **params)
 
 
 _ = gettext

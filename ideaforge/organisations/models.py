@@ -3,11 +3,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ideaforge.accounts.models import EMAIL_MAX, User
-from ideaforge.db import Base, UTCDateTime, utcnow
+from ideaforge.db import Base, UTCDateTime, str_enum, utcnow
 
 ORG_NAME_MAX = 120
 REGION_MAX = 100
@@ -39,11 +39,6 @@ class Role(enum.StrEnum):
         return self.rank <= other.rank
 
 
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    # Stored as plain strings (no native enum type), so adding a value needs no type migration.
-    return Enum(cls, name=name, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-
-
 class Organisation(Base):
     __tablename__ = "organisations"
     __table_args__ = (CheckConstraint("length(country) = 2", name="country_iso2"),)
@@ -51,7 +46,7 @@ class Organisation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(140), unique=True)
     name: Mapped[str] = mapped_column(String(ORG_NAME_MAX))
-    kind: Mapped[OrganisationKind] = mapped_column(_enum(OrganisationKind, "organisation_kind"))
+    kind: Mapped[OrganisationKind] = mapped_column(str_enum(OrganisationKind, "organisation_kind"))
     country: Mapped[str] = mapped_column(String(2))
     region: Mapped[str] = mapped_column(String(REGION_MAX), default="")
     description: Mapped[str] = mapped_column(Text, default="")
@@ -70,7 +65,7 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: Mapped[Role] = mapped_column(_enum(Role, "membership_role"))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "membership_role"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     organisation: Mapped[Organisation] = relationship(back_populates="memberships", lazy="raise")
@@ -87,7 +82,7 @@ class Invitation(Base):
         ForeignKey("organisations.id", ondelete="CASCADE"), index=True
     )
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
-    role: Mapped[Role] = mapped_column(_enum(Role, "invitation_role"))
+    role: Mapped[Role] = mapped_column(str_enum(Role, "invitation_role"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

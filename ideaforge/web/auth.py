@@ -15,6 +15,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ideaforge.accounts.models import User
 from ideaforge.accounts.services import user_for_token
+from ideaforge.notifications.services import unread_count
 
 API_PREFIX = "/api/"
 SESSION_USER_KEY = "user_id"
@@ -30,7 +31,11 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            cast(dict[str, Any], scope)["user"] = await self._load_user(scope)
+            user = await self._load_user(scope)
+            cast(dict[str, Any], scope)["user"] = user
+            if user is not None and not is_api(scope):
+                async with scope["app"].state.db.sessionmaker() as session:
+                    cast(dict[str, Any], scope)["unread_notifications"] = await unread_count(session, user.id)
         await self.app(scope, receive, send)
 
     @staticmethod

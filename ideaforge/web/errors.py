@@ -12,7 +12,7 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from ideaforge import i18n
-from ideaforge.errors import Forbidden, InvalidCredentials, TooManyAttempts, ValidationFailed
+from ideaforge.errors import Conflict, Forbidden, InvalidCredentials, TooManyAttempts, ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.web.auth import is_api
 from ideaforge.web.locale import choose_locale
@@ -21,6 +21,8 @@ from ideaforge.web.templating import render
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Answers to what a user did; anything else is our bug and is logged with its traceback.
+EXPECTED = (HTTPException, ValidationFailed, Forbidden, Conflict, TooManyAttempts, InvalidCredentials)
 CSRF_FAILURE = "CSRF token verification failed"
 
 
@@ -55,6 +57,8 @@ def _api_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         return problem(422, titles[422], _("Some fields are not valid."), errors=errors)
     if isinstance(exc, Forbidden):
         return problem(403, titles[403], exc.message)
+    if isinstance(exc, Conflict):
+        return problem(409, titles[409], exc.message)
     if isinstance(exc, InvalidCredentials):
         response = problem(401, titles[401], _("Wrong email or password."))
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -90,6 +94,8 @@ def _page_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     message = ""
     if isinstance(exc, Forbidden):
         status, message = 403, exc.message
+    elif isinstance(exc, Conflict):
+        status, message = 409, exc.message
     elif isinstance(exc, TooManyAttempts):
         status, message = 429, exc.message
     elif isinstance(exc, ValidationFailed):
@@ -115,9 +121,7 @@ def _page_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[An
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Error answers may be produced outside the locale middleware (a 404 has no route).
     i18n.set_locale(choose_locale(request))
-    if not isinstance(
-        exc, HTTPException | ValidationFailed | Forbidden | TooManyAttempts | InvalidCredentials
-    ):
+    if not isinstance(exc, EXPECTED):
         # The request body is never logged: it may hold passwords or tokens.
         log.exception("unhandled error", method=request.method, path=request.scope.get("path_template"))
     try:

@@ -51,7 +51,12 @@ def environment() -> Environment:
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+    """Whether to answer a fragment: an htmx request that names its target. A boosted navigation
+    (a link or plain form inside ``hx-boost``) names none and gets the whole page; an element with
+    its own ``hx-target`` inside a boosted page is marked boosted too, but names its target."""
+    if request.headers.get("hx-request") != "true":
+        return False
+    return request.headers.get("hx-boosted") != "true" or bool(request.headers.get("hx-target"))
 
 
 def base_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -59,6 +64,7 @@ def base_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {
         "request": request,
         "current_user": user,
+        "unread_notifications": request.scope.get("unread_notifications", 0),
         "csrf_token": value_or_default(ScopeState.from_scope(request.scope).csrf_token, ""),
         "locale": i18n.get_locale(),
         "flashes": pop_flashes(request),

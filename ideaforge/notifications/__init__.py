@@ -1,0 +1,1 @@
+"""Follows and notifications: the bell in the header, and the same news by email after commit."""

@@ -1,0 +1,188 @@
+"""Casting and retracting votes: one per user per idea, within the challenge's budget, atomically.
+
+Every vote change for one (challenge, user) runs under a lock held until commit: a PostgreSQL
+transaction-level advisory lock, or on SQLite (one process, one writer) an in-process lock.
+Inside it, the budget is counted from the vote rows and the idea's counter moves in the same
+transaction as the row, so the count shown always equals the rows, whatever arrives at once.
+The unique key (idea, user) is the last word if anything slipped past.
+
+Votes on a withdrawn or hidden idea stay (the counter must match the rows, and a restored idea
+gets its votes back) and still use the voter's budget; voters may retract them to vote elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from challenges.models import Challenge
+from challenges.permissions import can_vote
+from ideaforge.accounts.models import User
+from ideaforge.errors import Conflict, Forbidden
+from ideaforge.i18n import _, format_datetime
+from ideas.models import Idea, IdeaStatus, Vote
+from ideas.services import author_ids, idea_access
+
+_sqlite_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+@dataclass(frozen=True)
+class VoteState:
+    idea_id: int
+    votes: int
+    voted: bool
+    remaining: int | None
+    """Votes the user has left in the challenge; None when unlimited."""
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@asynccontextmanager
+async def _serialised(session: AsyncSession, user_id: int) -> AsyncIterator[None]:
+    """One vote change at a time per user. On SQLite (one process) the lock is taken before the
+    transaction's first read, whose snapshot would otherwise be stale; PostgreSQL locks in ``_lock``."""
+    if _is_postgres(session):
+        yield
+        return
+    async with _sqlite_locks[user_id]:
+        try:
+            yield
+        finally:
+            await session.rollback()  # end any transaction before the next holder reads
+
+
+async def _lock(session: AsyncSession, challenge_id: int, user_id: int) -> None:
+    """PostgreSQL: serialise one user's vote changes in one challenge until this transaction ends."""
+    if _is_postgres(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": challenge_id, "b": user_id})
+
+
+async def _used(session: AsyncSession, challenge_id: int, user_id: int) -> int:
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Vote)
+            .where(Vote.challenge_id == challenge_id, Vote.user_id == user_id)
+        )
+        or 0
+    )
+
+
+def _remaining(budget: int | None, used: int) -> int | None:
+    return None if budget is None else budget - used
+
+
+async def _voting_open(
+    session: AsyncSession, challenge: Challenge, user: User, idea: Idea, now: datetime
+) -> None:
+    access = await idea_access(session, idea, challenge, user, now)
+    if not can_vote(access):
+        raise Conflict(_(
+            "Voting is not open: it runs from %(start)s to %(end)s.",
+            start=format_datetime(challenge.voting_starts_at, "medium", challenge.timezone),
+            end=format_datetime(challenge.voting_ends_at, "medium", challenge.timezone),
+        ))  # fmt: skip
+
+
+async def _idea(session: AsyncSession, idea_id: int) -> tuple[Idea, Challenge]:
+    row = (await session.execute(
+        select(Idea, Challenge).join(Challenge, Challenge.id == Idea.challenge_id).where(Idea.id == idea_id)
+    )).first()  # fmt: skip
+    if row is None:
+        raise LookupError(idea_id)
+    return row[0], row[1]
+
+
+async def cast_vote(
+    session: AsyncSession, idea_id: int, user: User, now: datetime, *, client_hash: str = ""
+) -> VoteState:
+    """Vote for an idea; voting again changes nothing. Raises LookupError for an unknown idea."""
+    user_id = user.id
+    async with _serialised(session, user_id):
+        idea, challenge = await _idea(session, idea_id)
+        if idea.status is not IdeaStatus.PUBLISHED:
+            raise Conflict(_("This idea is no longer open for votes."))
+        await _voting_open(session, challenge, user, idea, now)
+        if not challenge.authors_may_vote_own and user_id in await author_ids(session, idea):
+            raise Forbidden(_("In this challenge, authors may not vote for their own ideas."))
+        # Plain values from here on: a rollback expires the loaded rows.
+        challenge_id, budget = challenge.id, challenge.votes_per_user
+        await _lock(session, challenge_id, user_id)
+        already = await session.scalar(
+            select(Vote.id).where(Vote.idea_id == idea_id, Vote.user_id == user_id)
+        )
+        used = await _used(session, challenge_id, user_id)
+        if already is None:
+            if budget is not None and used >= budget:
+                await session.rollback()
+                raise Conflict(
+                    _("You have used all %(n)s of your votes in this challenge. Remove one to vote for this idea.",
+                      n=budget)
+                )  # fmt: skip
+            session.add(
+                Vote(
+                    idea_id=idea_id,
+                    challenge_id=challenge_id,
+                    user_id=user_id,
+                    client_hash=client_hash,
+                    created_at=now,
+                )
+            )
+            await session.execute(
+                update(Idea).where(Idea.id == idea_id).values(vote_count=Idea.vote_count + 1)
+            )
+            used += 1
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Only reachable if two writers bypassed the lock: the unique key keeps one vote.
+                await session.rollback()
+                used -= 1
+        else:
+            await session.rollback()  # nothing to write; ends the transaction and its lock
+        votes = await session.scalar(select(Idea.vote_count).where(Idea.id == idea_id)) or 0
+        return VoteState(idea_id, votes, True, _remaining(budget, used))
+
+
+async def retract_vote(session: AsyncSession, idea_id: int, user: User, now: datetime) -> VoteState:
+    """Take a vote back (also from a withdrawn or hidden idea); taking it back twice is harmless."""
+    user_id = user.id
+    async with _serialised(session, user_id):
+        idea, challenge = await _idea(session, idea_id)
+        await _voting_open(session, challenge, user, idea, now)
+        challenge_id, budget = challenge.id, challenge.votes_per_user
+        await _lock(session, challenge_id, user_id)
+        removed = await session.execute(delete(Vote).where(Vote.idea_id == idea_id, Vote.user_id == user_id))
+        if removed.rowcount:  # type: ignore[attr-defined]  # DML results carry rowcount
+            await session.execute(
+                update(Idea).where(Idea.id == idea_id).values(vote_count=Idea.vote_count - 1)
+            )
+        used = await _used(session, challenge_id, user_id)
+        await session.commit()
+        votes = await session.scalar(select(Idea.vote_count).where(Idea.id == idea_id)) or 0
+        return VoteState(idea_id, votes, False, _remaining(budget, used))
+
+
+async def votes_of(session: AsyncSession, challenge_id: int, user: User | None) -> set[int]:
+    """The ids of the ideas ``user`` voted for in a challenge."""
+    if user is None:
+        return set()
+    result = await session.scalars(select(Vote.idea_id).where(Vote.challenge_id == challenge_id,
+                                                              Vote.user_id == user.id))  # fmt: skip
+    return set(result)
+
+
+async def remaining_votes(session: AsyncSession, challenge: Challenge, user: User | None) -> int | None:
+    if user is None or challenge.votes_per_user is None:
+        return None
+    return _remaining(challenge.votes_per_user, await _used(session, challenge.id, user.id))
