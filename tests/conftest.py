@@ -9,7 +9,9 @@ run; elsewhere its suites are skipped and the summary says which and why.
 from __future__ import annotations
 
 import asyncio
+import email
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -172,8 +175,39 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def app(backend: Backend, clock: FixedClock) -> Litestar:
-    return create_app(backend.settings, clock=clock)
+def smtp_server() -> Iterator[tuple[int, list[email.message.Message]]]:
+    """A real SMTP server (aiosmtpd) on a free port, and the messages it received."""
+    received: list[email.message.Message] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook
+            received.append(email.message_from_bytes(envelope.content))
+            return "250 Message accepted for delivery"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def received(smtp_server: tuple[int, list[email.message.Message]]) -> list[email.message.Message]:
+    return smtp_server[1]
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, backend: Backend, clock: FixedClock) -> Litestar:
+    """The app under test; in tests marked ``smtp`` it sends its mail to the ``smtp_server``."""
+    settings = backend.settings
+    if request.node.get_closest_marker("smtp"):
+        port, _received = request.getfixturevalue("smtp_server")
+        settings = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
+    return create_app(settings, clock=clock)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,21 +41,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("live")
+@contextmanager
+def running_server(data_dir: Path) -> Iterator[LiveServer]:
+    """``ideaforge serve`` on the embedded default over ``data_dir``, until the block ends."""
     port = _free_port()
     log = data_dir / "server.log"
     env = os.environ | {"IDEAFORGE_DATA_DIR": str(data_dir), "IDEAFORGE_BASE_URL": f"http://127.0.0.1:{port}"}
     env.pop("IDEAFORGE_DATABASE_URL", None)
     env.pop("IDEAFORGE_REDIS_URL", None)
     with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ideaforge"), "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen([str(Path(sys.executable).parent / "ideaforge"), "serve", "--port", str(port)],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -70,6 +67,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with running_server(tmp_path_factory.mktemp("live")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -16,18 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges.models import Phase
 from ideaforge.accounts.verification import LINK_LIFETIME_SECONDS, make_token
-from ideaforge.app import create_app
 from ideaforge.clock import FixedClock
 from ideaforge.i18n import gettext, use_locale
 from tests.challenge_helpers import make_challenge, make_organisation, user
-from tests.conftest import Backend
 from tests.helpers import login, logout, post_form, register, shown
-from tests.ideaforge import test_organisations
 
 pytestmark = pytest.mark.smtp
 
-# The aiosmtpd server the invitation tests use; every mail of this module goes through it.
-smtp_server = test_organisations.smtp_server
 
 SUBJECT = "Confirm your email address for IdeaForge"
 CONFIRMED = "Email address confirmed"
@@ -39,19 +34,6 @@ SUBMIT_ACTION = 'data-action="submit_idea"'
 def fr(message: str, **params: str) -> str:
     with use_locale("fr"):
         return gettext(message, **params)
-
-
-@pytest.fixture
-def app(backend: Backend, clock: FixedClock, smtp_server: tuple[int, list[Message]]) -> Litestar:
-    """The test app, sending its mail over SMTP instead of writing it to the outbox folder."""
-    port, _received = smtp_server
-    settings = backend.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
-    return create_app(settings, clock=clock)
-
-
-@pytest.fixture
-def received(smtp_server: tuple[int, list[Message]]) -> list[Message]:
-    return smtp_server[1]
 
 
 async def mails_to(client: AsyncTestClient[Litestar], received: list[Message], address: str) -> list[Message]:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import email
 import re
-import socket
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
@@ -87,26 +84,6 @@ async def test_directory_paginates(client):
     assert "Org 20" in second
     assert "Org 00" not in second
     assert (await client.get("/organisations/?page=abc")).status_code == 200
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[int, list[email.message.Message]]]:
-    received: list[email.message.Message] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
-            received.append(email.message_from_bytes(envelope.content))
-            return "250 Message accepted for delivery"
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, received
-    finally:
-        controller.stop()
 
 
 @pytest.mark.smtp
