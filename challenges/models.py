@@ -98,6 +98,8 @@ class Challenge(Base):
     """None: no jury review; results follow voting."""
     results_ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     phase_override: Mapped[Phase | None] = mapped_column(str_enum(Phase, "challenge_phase"), default=None)
+    notified_phase: Mapped[Phase | None] = mapped_column(str_enum(Phase, "notified_phase"), default=None)
+    """The phase followers were last told about (see ``services.announce_phase_changes``)."""
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     votes_per_user: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -40,21 +40,24 @@ async def access_for(
     if user is None:
         return Access(challenge, now, frozenset({Role.ANONYMOUS}) | extra_roles)
     roles = {Role.CITIZEN, *extra_roles}
-    membership = await session.scalar(
-        select(Membership.role).where(
-            Membership.organisation_id == challenge.organisation_id, Membership.user_id == user.id
-        )
+    # One round trip for both questions: every vote and page asks them.
+    membership_q = (
+        select(Membership.role)
+        .where(Membership.organisation_id == challenge.organisation_id, Membership.user_id == user.id)
+        .scalar_subquery()
     )
+    juror_q = (
+        select(ChallengeJuror.id)
+        .where(ChallengeJuror.challenge_id == challenge.id, ChallengeJuror.user_id == user.id)
+        .exists()
+    )
+    row = (await session.execute(select(membership_q, juror_q))).one()
+    membership = OrgRole(row[0]) if row[0] is not None else None
     if membership in (OrgRole.OWNER, OrgRole.ADMIN) or user.is_superuser:
         roles.add(Role.ADMIN)
     elif membership is OrgRole.MODERATOR:
         roles.add(Role.MODERATOR)
-    juror = await session.scalar(
-        select(ChallengeJuror.id).where(
-            ChallengeJuror.challenge_id == challenge.id, ChallengeJuror.user_id == user.id
-        )
-    )
-    if juror is not None:
+    if row[1]:
         roles.add(Role.JUROR)
     return Access(
         challenge, now, frozenset(roles),
@@ -325,11 +328,10 @@ async def override_phase(
            detail={"from": before.value, "to": current_phase(challenge, now).value,
                    "override": phase or None})  # fmt: skip
     after, mails = current_phase(challenge, now), []
+    challenge.notified_phase = after  # told here; the periodic announcer must not tell it again
     if notifier is not None and after is not before:
-        title = challenge.title
         mails = notifier.notify(session, await followers(session, "challenge", challenge.id), "phase",
-                                lambda: _("“%(title)s” is now in the phase: %(phase)s.", title=title,
-                                          phase=phase_labels()[after]), f"/challenges/{challenge.id}")  # fmt: skip
+                                _phase_news(challenge.title, after), f"/challenges/{challenge.id}")  # fmt: skip
     await session.commit()
     if notifier is not None:
         notifier.send(mails)
@@ -356,3 +358,38 @@ async def visible_challenge(
         return None
     access = await access_for(session, challenge, user, now)
     return (challenge, access) if can_view(access) else None
+
+
+def _phase_news(title: str, phase: Phase) -> Callable[[], str]:
+    """The news of a phase change, written later in each follower's language."""
+    return lambda: _("“%(title)s” is now in the phase: %(phase)s.", title=title, phase=phase_labels()[phase])
+
+
+async def announce_phase_changes(session: AsyncSession, now: datetime, notifier: Notifier) -> int:
+    """Tell followers of every published challenge whose phase moved with the dates since last time.
+
+    Safe to run in several processes at once: each transition is claimed by a compare-and-set
+    UPDATE, and only the process whose UPDATE matched sends the news.
+    """
+    announced = 0
+    published = await session.scalars(select(Challenge).where(Challenge.published_at.is_not(None)))
+    # Plain values first: a lost claim rolls back, which expires every loaded row.
+    moves = [(c.id, c.title, current_phase(c, now), c.notified_phase) for c in published]
+    for challenge_id, title, phase, told in moves:
+        if phase is told:
+            continue
+        unchanged = Challenge.notified_phase.is_(None) if told is None else Challenge.notified_phase == told
+        claimed = await session.execute(
+            update(Challenge).where(Challenge.id == challenge_id, unchanged).values(notified_phase=phase)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]  # DML results carry rowcount
+            await session.rollback()
+            continue
+        mails = []
+        if told is not None:  # a first look (just published) sets the mark without news
+            mails = notifier.notify(session, await followers(session, "challenge", challenge_id), "phase",
+                                    _phase_news(title, phase), f"/challenges/{challenge_id}")  # fmt: skip
+            announced += 1
+        await session.commit()
+        notifier.send(mails)
+    return announced

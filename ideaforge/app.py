@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import structlog
 from litestar import Litestar, Request
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -85,6 +87,20 @@ async def _idea_visible(session: AsyncSession, target_id: int, user: Any, now: A
     return await visible_idea(session, target_id, user, now) is not None
 
 
+async def _announce_phases(db: Database, notifier: Any, clock: Clock, every: int) -> None:
+    """Tell followers when a challenge's phase moves with its dates (the worker will own this)."""
+    from challenges.services import announce_phase_changes
+
+    log = structlog.get_logger("ideaforge.phases")
+    while True:
+        try:
+            async with db.sessionmaker() as session:
+                await announce_phase_changes(session, clock.now(), notifier)
+        except Exception:
+            log.exception("announcing phase changes failed")
+        await asyncio.sleep(every)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
     from challenges.api import ChallengeApi
     from challenges.views import ChallengeController, NewChallengeController, OrganisationChallengesController
@@ -154,7 +170,16 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         exclude=["/api/", "/healthz", "/readyz", "/static/"],
     )
 
+    periodic: list[asyncio.Task[None]] = []
+
+    async def on_startup() -> None:
+        if settings.phase_check_seconds > 0:
+            periodic.append(asyncio.create_task(_announce_phases(db, notifier, clock or SystemClock(),
+                                                                 settings.phase_check_seconds)))  # fmt: skip
+
     async def on_shutdown() -> None:
+        for task in periodic:
+            task.cancel()
         await jobs.drain()
         await db.dispose()
         if redis is not None:
@@ -195,6 +220,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             render_plugins=[JsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         state=State(
             {

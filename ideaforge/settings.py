@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     default_locale: Literal["en", "fr"] = "en"
     login_attempts_per_account: str = "5/15 minutes"
     login_attempts_per_ip: str = "30/15 minutes"
+    phase_check_seconds: int = 60
+    """How often to look for challenges whose phase moved with the dates, to tell followers; 0: never."""
     action_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACTION_LIMITS))
     """Per-user rate limits, as JSON in IDEAFORGE_ACTION_LIMITS; what it names replaces the default."""
 

@@ -29,7 +29,6 @@ from ideas.services import (
     IdeaQuery,
     add_comment,
     comments_of,
-    idea_for_retraction,
     list_ideas,
     submit_idea,
     visible_idea,
@@ -181,10 +180,12 @@ class IdeaApi(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
     ) -> VoteOut:
         user = signed_in_user(request)
-        _idea, challenge, _access = await self._idea(request, db_session, idea_id)
-        challenge_id = challenge.id  # read before voting: the service ends the transaction
-        state = await cast_vote(db_session, idea_id, user, request.app.state.clock.now(),
-                                client_hash=client_hash(request))  # fmt: skip
+        try:  # cast_vote checks that the voter can see the idea (LookupError otherwise)
+            state = await cast_vote(db_session, idea_id, user, request.app.state.clock.now(),
+                                    client_hash=client_hash(request))  # fmt: skip
+        except LookupError:
+            raise NotFoundException() from None
+        challenge_id = state.challenge_id
         events.publish_votes(request.app, challenge_id, idea_id, state.votes)
         await flag_vote_burst(db_session, challenge_id, client_hash(request), request.app.state.clock.now())
         return vote_out(state)
@@ -194,11 +195,11 @@ class IdeaApi(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
     ) -> VoteOut:
         user = signed_in_user(request)
-        found = await idea_for_retraction(db_session, idea_id, user, request.app.state.clock.now())
-        if found is None:
-            raise NotFoundException()
-        challenge_id = found[1].id  # read before voting: the service ends the transaction
-        state = await retract_vote(db_session, idea_id, user, request.app.state.clock.now())
+        try:  # a voter may take back a vote on a hidden idea; others cannot see it (LookupError)
+            state = await retract_vote(db_session, idea_id, user, request.app.state.clock.now())
+        except LookupError:
+            raise NotFoundException() from None
+        challenge_id = state.challenge_id
         events.publish_votes(request.app, challenge_id, idea_id, state.votes)
         return vote_out(state)
 

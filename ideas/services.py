@@ -174,25 +174,6 @@ async def visible_idea(
     return idea, challenge, access
 
 
-async def idea_for_retraction(
-    session: AsyncSession, idea_id: int, user: User, now: datetime
-) -> tuple[Idea, Challenge, Access] | None:
-    """Like ``visible_idea``, but a hidden idea stays reachable for whoever voted for it, so they can
-    take the vote back and use it elsewhere."""
-    found = await visible_idea(session, idea_id, user, now)
-    if found is not None:
-        return found
-    idea = await get_idea(session, idea_id)
-    if idea is None or await session.scalar(
-        select(Vote.id).where(Vote.idea_id == idea_id, Vote.user_id == user.id)
-    ) is None:  # fmt: skip
-        return None
-    challenge = await get_challenge(session, idea.challenge_id)
-    assert challenge is not None
-    access = await idea_access(session, idea, challenge, user, now)
-    return (idea, challenge, access) if can_view(access) else None
-
-
 @dataclass(frozen=True)
 class IdeaQuery:
     sort: Sort = "top"

@@ -41,7 +41,6 @@ from ideas.services import (
     edit_idea,
     form_input,
     get_idea,
-    idea_for_retraction,
     invite_coauthor,
     list_ideas,
     submit_idea,
@@ -186,37 +185,32 @@ class IdeaController(Controller):
                    idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
         wanted = (await form_values(request, "action"))["action"]
-        if wanted == "remove":
-            found = await idea_for_retraction(db_session, idea_id, user, _now(request))
-            if found is None:
-                raise NotFoundException()
-            idea, challenge, _access = found
-        else:
-            idea, challenge, _access = await _idea_or_404(request, db_session, idea_id)
-        # Plain values only from here: the vote service ends its transaction, which expires loaded rows.
-        challenge_id, idea_view = challenge.id, {"id": idea.id}
-        try:
+        idea_view = {"id": idea_id}
+        try:  # the vote service checks that the voter can see the idea (LookupError otherwise)
             if wanted == "remove":
                 state = await retract_vote(db_session, idea_id, user, _now(request))
             else:
                 state = await cast_vote(
                     db_session, idea_id, user, _now(request), client_hash=client_hash(request)
                 )
+        except LookupError:
+            raise NotFoundException() from None
         except (Conflict, Forbidden) as exc:
             if not is_htmx(request):
                 flash(request, exc.message, "error")
                 return Redirect(f"/ideas/{idea_id}", status_code=303)
-            reloaded = await get_challenge(db_session, challenge_id)
-            assert reloaded is not None
-            refreshed = await get_idea(db_session, idea_id)
+            idea = await get_idea(db_session, idea_id)
+            assert idea is not None
+            challenge = await get_challenge(db_session, idea.challenge_id)
+            assert challenge is not None
             return render(request, "ideas/_vote.html", {
-                "idea": idea_view, "voted": idea_id in await votes_of(db_session, challenge_id, user),
-                "can_vote": True, "remaining": await remaining_votes(db_session, reloaded, user),
-                "error": exc.message, "votes": refreshed.vote_count if refreshed else 0,
+                "idea": idea_view, "voted": idea_id in await votes_of(db_session, challenge.id, user),
+                "can_vote": True, "remaining": await remaining_votes(db_session, challenge, user),
+                "error": exc.message, "votes": idea.vote_count,
             }, status_code=409 if isinstance(exc, Conflict) else 403)  # fmt: skip
-        events.publish_votes(request.app, challenge_id, idea_id, state.votes)
+        events.publish_votes(request.app, state.challenge_id, idea_id, state.votes)
         if wanted != "remove":
-            await flag_vote_burst(db_session, challenge_id, client_hash(request), _now(request))
+            await flag_vote_burst(db_session, state.challenge_id, client_hash(request), _now(request))
         if not is_htmx(request):
             return Redirect(request.headers.get("referer") or f"/ideas/{idea_id}", status_code=303)
         response = render(request, "ideas/_vote.html", {

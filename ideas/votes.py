@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges.models import Challenge
-from challenges.permissions import can_vote
+from challenges.permissions import Access, Role, can_view, can_vote
 from ideaforge.accounts.models import User
 from ideaforge.errors import Conflict, Forbidden
 from ideaforge.i18n import _, format_datetime
 from ideas.models import Idea, IdeaStatus, Vote
-from ideas.services import author_ids, idea_access
+from ideas.services import idea_access
 
 _sqlite_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -41,6 +41,7 @@ class VoteState:
     voted: bool
     remaining: int | None
     """Votes the user has left in the challenge; None when unlimited."""
+    challenge_id: int
 
 
 def _is_postgres(session: AsyncSession) -> bool:
@@ -84,14 +85,28 @@ def _remaining(budget: int | None, used: int) -> int | None:
 
 async def _voting_open(
     session: AsyncSession, challenge: Challenge, user: User, idea: Idea, now: datetime
-) -> None:
+) -> Access:
+    """The voter's access; raises LookupError when they cannot see the idea, Conflict outside voting."""
     access = await idea_access(session, idea, challenge, user, now)
+    if not can_view(access) or (
+        idea.status is IdeaStatus.HIDDEN and not access.roles & {Role.AUTHOR, Role.MODERATOR, Role.ADMIN}
+        and not await _has_vote(session, idea.id, user.id)
+    ):  # fmt: skip
+        raise LookupError(idea.id)
     if not can_vote(access):
         raise Conflict(_(
             "Voting is not open: it runs from %(start)s to %(end)s.",
             start=format_datetime(challenge.voting_starts_at, "medium", challenge.timezone),
             end=format_datetime(challenge.voting_ends_at, "medium", challenge.timezone),
         ))  # fmt: skip
+    return access
+
+
+async def _has_vote(session: AsyncSession, idea_id: int, user_id: int) -> bool:
+    return (
+        await session.scalar(select(Vote.id).where(Vote.idea_id == idea_id, Vote.user_id == user_id))
+        is not None
+    )
 
 
 async def _idea(session: AsyncSession, idea_id: int) -> tuple[Idea, Challenge]:
@@ -112,8 +127,8 @@ async def cast_vote(
         idea, challenge = await _idea(session, idea_id)
         if idea.status is not IdeaStatus.PUBLISHED:
             raise Conflict(_("This idea is no longer open for votes."))
-        await _voting_open(session, challenge, user, idea, now)
-        if not challenge.authors_may_vote_own and user_id in await author_ids(session, idea):
+        access = await _voting_open(session, challenge, user, idea, now)
+        if not challenge.authors_may_vote_own and Role.AUTHOR in access.roles:
             raise Forbidden(_("In this challenge, authors may not vote for their own ideas."))
         # Plain values from here on: a rollback expires the loaded rows.
         challenge_id, budget = challenge.id, challenge.votes_per_user
@@ -138,8 +153,11 @@ async def cast_vote(
                     created_at=now,
                 )
             )
-            await session.execute(
-                update(Idea).where(Idea.id == idea_id).values(vote_count=Idea.vote_count + 1)
+            counted = await session.scalar(
+                update(Idea)
+                .where(Idea.id == idea_id)
+                .values(vote_count=Idea.vote_count + 1)
+                .returning(Idea.vote_count)
             )
             used += 1
             try:
@@ -148,10 +166,13 @@ async def cast_vote(
                 # Only reachable if two writers bypassed the lock: the unique key keeps one vote.
                 await session.rollback()
                 used -= 1
+                counted = None
         else:
             await session.rollback()  # nothing to write; ends the transaction and its lock
-        votes = await session.scalar(select(Idea.vote_count).where(Idea.id == idea_id)) or 0
-        return VoteState(idea_id, votes, True, _remaining(budget, used))
+            counted = None
+        if counted is None:
+            counted = await session.scalar(select(Idea.vote_count).where(Idea.id == idea_id)) or 0
+        return VoteState(idea_id, counted, True, _remaining(budget, used), challenge_id)
 
 
 async def retract_vote(session: AsyncSession, idea_id: int, user: User, now: datetime) -> VoteState:
@@ -170,7 +191,7 @@ async def retract_vote(session: AsyncSession, idea_id: int, user: User, now: dat
         used = await _used(session, challenge_id, user_id)
         await session.commit()
         votes = await session.scalar(select(Idea.vote_count).where(Idea.id == idea_id)) or 0
-        return VoteState(idea_id, votes, False, _remaining(budget, used))
+        return VoteState(idea_id, votes, False, _remaining(budget, used), challenge_id)
 
 
 async def votes_of(session: AsyncSession, challenge_id: int, user: User | None) -> set[int]:

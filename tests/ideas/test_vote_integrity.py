@@ -565,7 +565,7 @@ async def play(url: str, world: World, now: datetime, operations: list[tuple[str
                         )
                         await session.commit()
                     outcome = None
-            except (Conflict, Forbidden) as refused:
+            except (Conflict, Forbidden, LookupError) as refused:
                 outcome = refused
             except Exception as error:
                 raise AssertionError(f"{where}: {error!r}") from error
@@ -588,9 +588,17 @@ async def play(url: str, world: World, now: datetime, operations: list[tuple[str
                     assert isinstance(outcome, VoteState), f"{where}: {outcome!r}"
                     votes.add((user_id, idea_id))
             elif op == "unvote":
-                assert isinstance(outcome, VoteState), (
-                    f"{where}: retracting is always allowed, got {outcome!r}"
-                )
+                if (
+                    statuses[idea_id] is IdeaStatus.HIDDEN
+                    and (user_id, idea_id) not in votes
+                    and world.author_ids[idea_id] != user_id
+                ):
+                    # A hidden idea is out of sight for all but its author and its voters (the API says 404).
+                    assert isinstance(outcome, LookupError), f"{where}: {outcome!r}"
+                else:
+                    assert isinstance(outcome, VoteState), (
+                        f"{where}: retracting your own vote is always allowed, got {outcome!r}"
+                    )
                 votes.discard((user_id, idea_id))
             elif op == "withdraw":
                 if published:
@@ -607,11 +615,15 @@ async def play(url: str, world: World, now: datetime, operations: list[tuple[str
             assert_consistent(state, PROPERTY_BUDGET)
             assert state.votes == votes, f"{where}: rows {sorted(state.votes)} != model {sorted(votes)}"
             assert state.statuses == statuses, where
-            if isinstance(outcome, (Conflict, Forbidden)):
+            if isinstance(outcome, (Conflict, Forbidden, LookupError)):
                 assert state.votes == before, f"{where}: a refused vote changed the rows"
             if isinstance(outcome, VoteState):
                 expected = VoteState(
-                    idea_id, state.rows(idea_id), op == "vote", PROPERTY_BUDGET - state.used(user_id)
+                    idea_id,
+                    state.rows(idea_id),
+                    op == "vote",
+                    PROPERTY_BUDGET - state.used(user_id),
+                    world.challenge_id,
                 )
                 assert outcome == expected, where
     finally:
