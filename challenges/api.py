@@ -28,7 +28,7 @@ from ideaforge.errors import ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.organisations.services import get_organisation
 from ideaforge.web.auth import current_user, login_required, signed_in_user
-from ideaforge.web.deps import DbSession
+from ideaforge.web.deps import DbSession, request_time
 from ideaforge.web.forms import page_number
 
 
@@ -159,7 +159,7 @@ class ChallengeApi(Controller):
         organisation: FromQuery[str] = "", tag: FromQuery[str] = "", language: FromQuery[str] = "",
         page: FromQuery[str | None] = None,
     ) -> ChallengePage:  # fmt: skip
-        now = request.app.state.clock.now()
+        now = request_time(request)
         number = page_number(page)
         filters = Filters(q=q[:200], phase=phase, country=country, organisation=organisation, tag=tag,
                           language=language)  # fmt: skip
@@ -171,7 +171,7 @@ class ChallengeApi(Controller):
     async def get_challenge(
         self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int]
     ) -> ChallengeOut:
-        now = request.app.state.clock.now()
+        now = request_time(request)
         found = await visible_challenge(db_session, challenge_id, current_user(request), now)
         if found is None:
             raise NotFoundException()
@@ -196,7 +196,7 @@ class ChallengeApi(Controller):
         data: JSONBody[ChallengeChanges],
     ) -> ChallengeOut:  # fmt: skip
         user = signed_in_user(request)
-        now = request.app.state.clock.now()
+        now = request_time(request)
         found = await visible_challenge(db_session, challenge_id, user, now)
         if found is None:
             raise NotFoundException()
@@ -208,7 +208,7 @@ class ChallengeApi(Controller):
         request: Request[Any, Any, Any], session: DbSession, challenge_id: int
     ) -> ChallengeOut:
         session.expunge_all()
-        now = request.app.state.clock.now()
+        now = request_time(request)
         found = await visible_challenge(session, challenge_id, current_user(request), now)
         assert found is not None
         return challenge_out(found[0], now, found[1])

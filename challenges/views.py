@@ -40,13 +40,10 @@ from ideaforge.organisations.services import get_organisation
 from ideaforge.validation import countries, country_name
 from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
+from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import render
-
-
-def _now(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.clock.now()
 
 
 def _labels() -> dict[str, Any]:

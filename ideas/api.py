@@ -17,7 +17,7 @@ from ideaforge.errors import ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.ratelimit import rate_limited
 from ideaforge.web.auth import current_user, signed_in_user
-from ideaforge.web.deps import DbSession
+from ideaforge.web.deps import DbSession, request_time
 from ideaforge.web.forms import page_number
 from ideas import events
 from ideas.models import Comment, Idea
@@ -110,15 +110,13 @@ class IdeaApi(Controller):
     tags = ["ideas"]  # noqa: RUF012  # Litestar reads a class attribute
 
     async def _challenge(self, request: Request[Any, Any, Any], session: DbSession, challenge_id: int) -> Any:
-        found = await visible_challenge(
-            session, challenge_id, current_user(request), request.app.state.clock.now()
-        )
+        found = await visible_challenge(session, challenge_id, current_user(request), request_time(request))
         if found is None:
             raise NotFoundException()
         return found[0]
 
     async def _idea(self, request: Request[Any, Any, Any], session: DbSession, idea_id: int) -> Any:
-        found = await visible_idea(session, idea_id, current_user(request), request.app.state.clock.now())
+        found = await visible_idea(session, idea_id, current_user(request), request_time(request))
         if found is None:
             raise NotFoundException()
         return found
@@ -138,7 +136,7 @@ class IdeaApi(Controller):
             challenge,
             user,
             IdeaInput(data.title, data.body, data.language, tuple(data.tags)),
-            request.app.state.clock.now(),
+            request_time(request),
         )
         idea_id = idea.id
         db_session.expunge_all()
@@ -156,9 +154,7 @@ class IdeaApi(Controller):
         challenge = await self._challenge(request, db_session, challenge_id)
         number = page_number(page)
         query = IdeaQuery(sort=sort, tag=tag[:30], language=language[:5], seed=seed)
-        ideas, total = await list_ideas(
-            db_session, challenge, query, request.app.state.clock.now(), page=number
-        )
+        ideas, total = await list_ideas(db_session, challenge, query, request_time(request), page=number)
         mine = await votes_of(db_session, challenge.id, current_user(request))
         return IdeaPage(items=[idea_out(i, i.id in mine) for i in ideas], total=total, page=number,
                         pages=max(1, math.ceil(total / PAGE_SIZE)))  # fmt: skip
@@ -181,13 +177,13 @@ class IdeaApi(Controller):
     ) -> VoteOut:
         user = signed_in_user(request)
         try:  # cast_vote checks that the voter can see the idea (LookupError otherwise)
-            state = await cast_vote(db_session, idea_id, user, request.app.state.clock.now(),
+            state = await cast_vote(db_session, idea_id, user, request_time(request),
                                     client_hash=client_hash(request))  # fmt: skip
         except LookupError:
             raise NotFoundException() from None
         challenge_id = state.challenge_id
         events.publish_votes(request.app, challenge_id, idea_id, state.votes)
-        await flag_vote_burst(db_session, challenge_id, client_hash(request), request.app.state.clock.now())
+        await flag_vote_burst(db_session, challenge_id, client_hash(request), request_time(request))
         return vote_out(state)
 
     @delete("/ideas/{idea_id:int}/vote", status_code=200, summary="Take your vote back")
@@ -196,7 +192,7 @@ class IdeaApi(Controller):
     ) -> VoteOut:
         user = signed_in_user(request)
         try:  # a voter may take back a vote on a hidden idea; others cannot see it (LookupError)
-            state = await retract_vote(db_session, idea_id, user, request.app.state.clock.now())
+            state = await retract_vote(db_session, idea_id, user, request_time(request))
         except LookupError:
             raise NotFoundException() from None
         challenge_id = state.challenge_id
@@ -221,7 +217,7 @@ class IdeaApi(Controller):
                       data: JSONBody[CommentIn]) -> CommentOut:  # fmt: skip
         user = signed_in_user(request)
         idea, challenge, _access = await self._idea(request, db_session, idea_id)
-        created = await add_comment(db_session, idea, challenge, user, data.body, request.app.state.clock.now(),
+        created = await add_comment(db_session, idea, challenge, user, data.body, request_time(request),
                                     data.parent_id, request.app.state.notifier)  # fmt: skip
         created_id = created.id
         for top, replies in await comments_of(db_session, idea_id):

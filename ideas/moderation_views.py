@@ -19,6 +19,7 @@ from ideaforge.i18n import _
 from ideaforge.ratelimit import rate_limited
 from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession
+from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values
 from ideaforge.web.templating import render
@@ -33,10 +34,6 @@ from ideas.moderation import (
     set_idea_hidden,
 )
 from ideas.services import visible_idea
-
-
-def _now(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.clock.now()
 
 
 async def _moderated_challenge(request: Request[Any, Any, Any], session: DbSession, challenge_id: int) -> Any:

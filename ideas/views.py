@@ -22,6 +22,7 @@ from ideaforge.notifications.services import is_following
 from ideaforge.ratelimit import rate_limited
 from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession
+from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import is_htmx, render
@@ -50,10 +51,6 @@ from ideas.services import (
 from ideas.votes import cast_vote, remaining_votes, retract_vote, votes_of
 
 SEED_KEY = "idea_seed"
-
-
-def _now(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.clock.now()
 
 
 def client_hash(request: Request[Any, Any, Any]) -> str:

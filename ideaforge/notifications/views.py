@@ -11,7 +11,7 @@ from litestar.response import Redirect
 from ideaforge.i18n import _
 from ideaforge.notifications.services import FOLLOWABLE, mark_all_read, recent, set_following
 from ideaforge.web.auth import login_required, signed_in_user
-from ideaforge.web.deps import DbSession
+from ideaforge.web.deps import DbSession, request_time
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, safe_next
 from ideaforge.web.templating import render
@@ -30,7 +30,7 @@ class NotificationController(Controller):
     @post("/notifications/read", guards=[login_required])
     async def read(self, request: Request[Any, Any, Any], db_session: DbSession) -> Response[Any]:
         user = signed_in_user(request)
-        await mark_all_read(db_session, user.id, request.app.state.clock.now())
+        await mark_all_read(db_session, user.id, request_time(request))
         return Redirect("/notifications", status_code=303)
 
     @post("/follow", guards=[login_required])
@@ -42,7 +42,7 @@ class NotificationController(Controller):
         visible = request.app.state.follow_targets.get(kind) if kind in FOLLOWABLE else None
         if visible is None or not target.isdigit():
             raise NotFoundException()
-        if not await visible(db_session, int(target), user, request.app.state.clock.now()):
+        if not await visible(db_session, int(target), user, request_time(request)):
             raise NotFoundException()
         following = values["action"] != "unfollow"
         await set_following(db_session, user, kind, int(target), following)
