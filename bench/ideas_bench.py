@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -638,6 +639,22 @@ async def page_phase(base: str, path: str, repeats: int, warmup: int, check: Any
     }
 
 
+def server_side_times(server_log: str) -> dict[str, dict[str, float]]:
+    """p50/p95 of the time the server itself spent per route, from its access log (ms=...), to tell
+    server time from what the client and the shared machine add."""
+    by_route: dict[str, list[float]] = {}
+    for line in server_log.splitlines():
+        route = re.search(r"route=(\S+)", line)
+        ms = re.search(r"ms=([0-9.]+)", line)
+        if route and ms and "request" in line:
+            by_route.setdefault(route.group(1), []).append(float(ms.group(1)))
+    return {
+        route: {"n": len(v), "p50_ms": round(percentile(v, 50), 1), "p95_ms": round(percentile(v, 95), 1)}
+        for route, v in sorted(by_route.items())
+        if len(v) >= 20
+    }
+
+
 def html_check(response: httpx.Response) -> str | None:
     if response.status_code != 200:
         return f"status {response.status_code}"
@@ -874,6 +891,9 @@ def main() -> int:
                 line for line in server_log.splitlines() if "Traceback" in line or " error " in line.lower()
             ]
             results["server_log_error_lines"] = len(errors)
+            results["server_side_ms"] = server_side_times(server_log)
+            for route, figures in results["server_side_ms"].items():
+                log(f"server-side (access log) {route}: {figures}")
         try:
             asyncio.run(admin_exec(args.pg_admin_url, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
             log(f"dropped database {db_name}")
