@@ -10,6 +10,11 @@ class ValidationFailed(Exception):
         super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
 
+    @property
+    def summary(self) -> str:
+        """All the messages in one line, for a flash or an error page."""
+        return "; ".join(self.errors.values())
+
 
 class Forbidden(Exception):
     """The user may not do this; ``message`` is translated and shown to them."""

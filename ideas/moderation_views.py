@@ -80,7 +80,7 @@ class ModerationController(Controller):
         try:
             await report(session, idea, user, (await form_values(request, "reason"))["reason"], comment)
         except ValidationFailed as exc:
-            flash(request, "; ".join(exc.errors.values()), "error")
+            flash(request, exc.summary, "error")
         else:
             flash(request, _("Thank you. The moderators will look at your report."))
         return Redirect(f"/ideas/{idea_id}", status_code=303)
@@ -112,7 +112,7 @@ class ModerationController(Controller):
             else:
                 await set_idea_hidden(session, access, idea, user, hidden, reason, _now(request))
         except (ValidationFailed, Conflict) as exc:
-            message = "; ".join(exc.errors.values()) if isinstance(exc, ValidationFailed) else exc.message
+            message = exc.summary if isinstance(exc, ValidationFailed) else exc.message
             flash(request, message, "error")
         else:
             flash(request, _("Hidden: the author sees your reason.") if hidden else _("Restored."))

@@ -226,7 +226,7 @@ class IdeaController(Controller):
         try:
             await invite_coauthor(db_session, idea, user, email, request.app.state.notifier)
         except ValidationFailed as exc:
-            flash(request, "; ".join(exc.errors.values()), "error")
+            flash(request, exc.summary, "error")
         else:
             flash(request, _("Invitation sent. They become co-author once they accept."))
         return Redirect(f"/ideas/{idea_id}", status_code=303)
@@ -294,7 +294,7 @@ class IdeaController(Controller):
             await add_comment(db_session, idea, challenge, user, values["body"], _now(request), parent,
                               request.app.state.notifier)  # fmt: skip
         except ValidationFailed as exc:
-            flash(request, "; ".join(exc.errors.values()), "error")
+            flash(request, exc.summary, "error")
         except Conflict as exc:
             flash(request, exc.message, "error")
         return Redirect(f"/ideas/{idea_id}#comments", status_code=303)
@@ -322,7 +322,7 @@ class CommentController(Controller):
         try:
             await edit_comment(db_session, comment, user, body, _now(request))
         except ValidationFailed as exc:
-            flash(request, "; ".join(exc.errors.values()), "error")
+            flash(request, exc.summary, "error")
         return Redirect(f"/ideas/{comment.idea_id}#comment-{comment.id}", status_code=303)
 
     @post("/delete")

@@ -133,11 +133,9 @@ async def cast_vote(
         # Plain values from here on: a rollback expires the loaded rows.
         challenge_id, budget = challenge.id, challenge.votes_per_user
         await _lock(session, challenge_id, user_id)
-        already = await session.scalar(
-            select(Vote.id).where(Vote.idea_id == idea_id, Vote.user_id == user_id)
-        )
+        already = await _has_vote(session, idea_id, user_id)
         used = await _used(session, challenge_id, user_id)
-        if already is None:
+        if not already:
             if budget is not None and used >= budget:
                 await session.rollback()
                 raise Conflict(

@@ -31,30 +31,31 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            user = await self._load_user(scope)
-            cast(dict[str, Any], scope)["user"] = user
-            if user is not None and not is_api(scope):
-                async with scope["app"].state.db.sessionmaker() as session:
-                    cast(dict[str, Any], scope)["unread_notifications"] = await unread_count(session, user.id)
+            await self._identify(scope)
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _load_user(scope: Scope) -> User | None:
-        db = scope["app"].state.db
+    async def _identify(scope: Scope) -> None:
+        """Put the user (and, on pages, their unread count) in the scope, with one database session."""
+        state = cast(dict[str, Any], scope)
+        state["user"] = None
         connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
         if is_api(scope):
             scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                return None
-            async with db.sessionmaker() as session:
-                return await user_for_token(session, token.strip())
-        session = scope.get("session")
-        user_id = session.get(SESSION_USER_KEY) if isinstance(session, dict) else None
+                return
+            async with scope["app"].state.db.sessionmaker() as session:
+                state["user"] = await user_for_token(session, token.strip())
+            return
+        cookie_session = scope.get("session")
+        user_id = cookie_session.get(SESSION_USER_KEY) if isinstance(cookie_session, dict) else None
         if not isinstance(user_id, int):
-            return None
-        async with db.sessionmaker() as session:
+            return
+        async with scope["app"].state.db.sessionmaker() as session:
             user = await session.get(User, user_id)
-            return user if user is not None and user.is_active else None
+            if user is not None and user.is_active:
+                state["user"] = user
+                state["unread_notifications"] = await unread_count(session, user.id)
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

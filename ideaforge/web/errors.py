@@ -99,7 +99,7 @@ def _page_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     elif isinstance(exc, TooManyAttempts):
         status, message = 429, exc.message
     elif isinstance(exc, ValidationFailed):
-        status, message = 422, "; ".join(exc.errors.values())
+        status, message = 422, exc.summary
     elif isinstance(exc, HTTPException):
         status = exc.status_code
         if status == 403 and exc.detail == CSRF_FAILURE:
