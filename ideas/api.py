@@ -12,7 +12,6 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
-from challenges.services import visible_challenge
 from ideaforge.errors import ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.ratelimit import rate_limited
@@ -31,9 +30,8 @@ from ideas.services import (
     comments_of,
     list_ideas,
     submit_idea,
-    visible_idea,
 )
-from ideas.views import client_hash
+from ideas.views import challenge_or_404, client_hash, idea_or_404
 from ideas.votes import VoteState, cast_vote, retract_vote, votes_of
 
 
@@ -109,18 +107,6 @@ class IdeaApi(Controller):
     path = "/api/v1"
     tags = ["ideas"]  # noqa: RUF012  # Litestar reads a class attribute
 
-    async def _challenge(self, request: Request[Any, Any, Any], session: DbSession, challenge_id: int) -> Any:
-        found = await visible_challenge(session, challenge_id, current_user(request), request_time(request))
-        if found is None:
-            raise NotFoundException()
-        return found[0]
-
-    async def _idea(self, request: Request[Any, Any, Any], session: DbSession, idea_id: int) -> Any:
-        found = await visible_idea(session, idea_id, current_user(request), request_time(request))
-        if found is None:
-            raise NotFoundException()
-        return found
-
     @post(
         "/challenges/{challenge_id:int}/ideas",
         status_code=HTTP_201_CREATED,
@@ -130,7 +116,7 @@ class IdeaApi(Controller):
     async def submit(self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
                      data: JSONBody[IdeaIn]) -> IdeaOut:  # fmt: skip
         user = signed_in_user(request)
-        challenge = await self._challenge(request, db_session, challenge_id)
+        challenge = (await challenge_or_404(request, db_session, challenge_id))[0]
         idea = await submit_idea(
             db_session,
             challenge,
@@ -140,7 +126,7 @@ class IdeaApi(Controller):
         )
         idea_id = idea.id
         db_session.expunge_all()
-        found = await self._idea(request, db_session, idea_id)
+        found = await idea_or_404(request, db_session, idea_id)
         return idea_out(found[0], voted=False)
 
     @get(
@@ -151,7 +137,7 @@ class IdeaApi(Controller):
                       page: FromQuery[str | None] = None, seed: FromQuery[int] = 0) -> IdeaPage:  # fmt: skip
         if sort not in SORTS:
             raise ValidationFailed({"sort": _("Sort by one of: %(sorts)s.", sorts=", ".join(SORTS))})
-        challenge = await self._challenge(request, db_session, challenge_id)
+        challenge = (await challenge_or_404(request, db_session, challenge_id))[0]
         number = page_number(page)
         query = IdeaQuery(sort=sort, tag=tag[:30], language=language[:5], seed=seed)
         ideas, total = await list_ideas(db_session, challenge, query, request_time(request), page=number)
@@ -163,7 +149,7 @@ class IdeaApi(Controller):
     async def detail(
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
     ) -> IdeaOut:
-        idea, challenge, _access = await self._idea(request, db_session, idea_id)
+        idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         mine = await votes_of(db_session, challenge.id, current_user(request))
         return idea_out(idea, idea.id in mine)
 
@@ -202,7 +188,7 @@ class IdeaApi(Controller):
     @get("/ideas/{idea_id:int}/comments", summary="An idea's comments, each followed by its replies")
     async def comments(self, request: Request[Any, Any, Any], db_session: DbSession,
                        idea_id: FromPath[int]) -> list[CommentOut]:  # fmt: skip
-        await self._idea(request, db_session, idea_id)
+        await idea_or_404(request, db_session, idea_id)
         return [
             comment_out(c) for top, replies in await comments_of(db_session, idea_id) for c in (top, *replies)
         ]
@@ -216,7 +202,7 @@ class IdeaApi(Controller):
     async def comment(self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int],
                       data: JSONBody[CommentIn]) -> CommentOut:  # fmt: skip
         user = signed_in_user(request)
-        idea, challenge, _access = await self._idea(request, db_session, idea_id)
+        idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         created = await add_comment(db_session, idea, challenge, user, data.body, request_time(request),
                                     data.parent_id, request.app.state.notifier)  # fmt: skip
         created_id = created.id

@@ -71,14 +71,16 @@ def _seed(request: Request[Any, Any, Any]) -> int:
     return seed
 
 
-async def _challenge_or_404(request: Request[Any, Any, Any], session: DbSession, challenge_id: int) -> Any:
+async def challenge_or_404(request: Request[Any, Any, Any], session: DbSession, challenge_id: int) -> Any:
+    """The challenge and the viewer's access, or a 404 for what they may not see (pages and API)."""
     found = await visible_challenge(session, challenge_id, current_user(request), _now(request))
     if found is None:
         raise NotFoundException()
     return found
 
 
-async def _idea_or_404(request: Request[Any, Any, Any], session: DbSession, idea_id: int) -> Any:
+async def idea_or_404(request: Request[Any, Any, Any], session: DbSession, idea_id: int) -> Any:
+    """The idea, its challenge and the viewer's access, or a 404 (pages and API)."""
     found = await visible_idea(session, idea_id, current_user(request), _now(request))
     if found is None:
         raise NotFoundException()
@@ -95,7 +97,7 @@ class ChallengeIdeasController(Controller):
         sort: FromQuery[str] = "top", tag: FromQuery[str] = "", language: FromQuery[str] = "",
         page: FromQuery[str | None] = None,
     ) -> Response[Any]:  # fmt: skip
-        challenge, access = await _challenge_or_404(request, db_session, challenge_id)
+        challenge, access = await challenge_or_404(request, db_session, challenge_id)
         user = current_user(request)
         chosen = sort if sort in SORTS else "top"
         query = IdeaQuery(sort=chosen, tag=tag[:30], language=language[:5],
@@ -116,7 +118,7 @@ class ChallengeIdeasController(Controller):
     @get("/events", name="challenge_events")
     async def live(self, request: Request[Any, Any, Any], db_session: DbSession,
                    challenge_id: FromPath[int]) -> ServerSentEvent:  # fmt: skip
-        await _challenge_or_404(request, db_session, challenge_id)
+        await challenge_or_404(request, db_session, challenge_id)
         await db_session.close()  # the stream is long-lived; it needs no database connection
         return ServerSentEvent(events.vote_stream(request.app, challenge_id))
 
@@ -124,7 +126,7 @@ class ChallengeIdeasController(Controller):
     async def new_form(self, request: Request[Any, Any, Any], db_session: DbSession,
                        challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         signed_in_user(request)
-        challenge, access = await _challenge_or_404(request, db_session, challenge_id)
+        challenge, access = await challenge_or_404(request, db_session, challenge_id)
         message = None if can_submit_idea(access) else _("This challenge does not accept ideas from you now.")
         return self._form(request, challenge, {"language": ""}, {}, message)
 
@@ -140,7 +142,7 @@ class ChallengeIdeasController(Controller):
     async def submit(self, request: Request[Any, Any, Any], db_session: DbSession,
                      challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        challenge, _access = await _challenge_or_404(request, db_session, challenge_id)
+        challenge, _access = await challenge_or_404(request, db_session, challenge_id)
         form = await request.form()
         values: dict[str, Any] = {k: str(form.get(k, "")) for k in ("title", "body", "language")}
         values["tags"] = [t for t in form.getall("tags", []) if isinstance(t, str)]
@@ -163,7 +165,7 @@ class IdeaController(Controller):
     @get("/", name="idea")
     async def detail(self, request: Request[Any, Any, Any], db_session: DbSession,
                      idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
-        idea, challenge, access = await _idea_or_404(request, db_session, idea_id)
+        idea, challenge, access = await idea_or_404(request, db_session, idea_id)
         user = current_user(request)
         return render(request, "ideas/detail.html", {
             "idea": idea, "challenge": challenge, "phase": current_phase(challenge, _now(request)),
@@ -221,7 +223,7 @@ class IdeaController(Controller):
     async def invite(self, request: Request[Any, Any, Any], db_session: DbSession,
                      idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        idea, _challenge, _access = await _idea_or_404(request, db_session, idea_id)
+        idea, _challenge, _access = await idea_or_404(request, db_session, idea_id)
         email = (await form_values(request, "email"))["email"]
         try:
             await invite_coauthor(db_session, idea, user, email, request.app.state.notifier)
@@ -235,7 +237,7 @@ class IdeaController(Controller):
     async def accept(self, request: Request[Any, Any, Any], db_session: DbSession,
                      idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        idea, _challenge, _access = await _idea_or_404(request, db_session, idea_id)
+        idea, _challenge, _access = await idea_or_404(request, db_session, idea_id)
         await accept_coauthorship(db_session, idea, user)
         flash(request, _("You are now a co-author of this idea."))
         return Redirect(f"/ideas/{idea_id}", status_code=303)
@@ -244,7 +246,7 @@ class IdeaController(Controller):
     async def edit_form(self, request: Request[Any, Any, Any], db_session: DbSession,
                         idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         signed_in_user(request)
-        idea, challenge, access = await _idea_or_404(request, db_session, idea_id)
+        idea, challenge, access = await idea_or_404(request, db_session, idea_id)
         if Role.AUTHOR not in access.roles:
             raise Forbidden(_("Only the idea's authors can edit it."))
         values = {
@@ -261,7 +263,7 @@ class IdeaController(Controller):
     async def edit(self, request: Request[Any, Any, Any], db_session: DbSession,
                    idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        idea, challenge, _access = await _idea_or_404(request, db_session, idea_id)
+        idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         form = await request.form()
         values: dict[str, Any] = {k: str(form.get(k, "")) for k in ("title", "body", "language")}
         values["tags"] = [t for t in form.getall("tags", []) if isinstance(t, str)]
@@ -278,7 +280,7 @@ class IdeaController(Controller):
     async def withdraw(self, request: Request[Any, Any, Any], db_session: DbSession,
                        idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        idea, _challenge, _access = await _idea_or_404(request, db_session, idea_id)
+        idea, _challenge, _access = await idea_or_404(request, db_session, idea_id)
         await withdraw_idea(db_session, idea, user, _now(request))
         flash(request, _("Your idea is withdrawn. It stays visible, marked as withdrawn."))
         return Redirect(f"/ideas/{idea_id}", status_code=303)
@@ -287,7 +289,7 @@ class IdeaController(Controller):
     async def comment(self, request: Request[Any, Any, Any], db_session: DbSession,
                       idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        idea, challenge, _access = await _idea_or_404(request, db_session, idea_id)
+        idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         values = await form_values(request, "body", "parent")
         parent = int(values["parent"]) if values["parent"].isdigit() else None
         try:
