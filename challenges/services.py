@@ -102,6 +102,8 @@ class Filters:
     organisation: str = ""
     tag: str = ""
     language: str = ""
+    meaning: str = ""
+    """"1": rank by closeness in meaning to ``q`` instead of matching its words."""
 
     def active(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v}

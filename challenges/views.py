@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -70,6 +71,21 @@ def _form_page(
     }, status_code=status_code)  # fmt: skip
 
 
+MEANING_CANDIDATES = 500
+
+
+async def _by_meaning(request: Request[Any, Any, Any], session: DbSession, filters: Filters, now: Any,
+                      page: int) -> tuple[list[Any], int]:  # fmt: skip
+    """The filtered directory ranked by closeness in meaning to the search text (the app's embedding
+    service, registered as ``meaning_search``: this package knows no model)."""
+    candidates, _total = await search_challenges(session, replace(filters, q=""), now, page=1,
+                                                 page_size=MEANING_CANDIDATES)  # fmt: skip
+    ranked = await request.app.state.meaning_search(session, filters.q, candidates)
+    by_id = {c.id: c for c in candidates}
+    ordered = [by_id[i] for i in ranked if i in by_id]
+    return ordered[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], len(ordered)
+
+
 class ChallengeController(Controller):
     include_in_schema = False  # pages; the API lives under /api/v1
     path = "/challenges"
@@ -79,13 +95,16 @@ class ChallengeController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession,
         q: FromQuery[str] = "", phase: FromQuery[str] = "", country: FromQuery[str] = "",
         organisation: FromQuery[str] = "", tag: FromQuery[str] = "", language: FromQuery[str] = "",
-        page: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None, meaning: FromQuery[str] = "",
     ) -> Response[Any]:  # fmt: skip
         filters = Filters(q=q[:200], phase=phase, country=country, organisation=organisation, tag=tag,
-                          language=language)  # fmt: skip
+                          language=language, meaning="1" if meaning else "")  # fmt: skip
         number = page_number(page)
         now = _now(request)
-        found, total = await search_challenges(db_session, filters, now, page=number)
+        if filters.meaning and filters.q.strip():
+            found, total = await _by_meaning(request, db_session, filters, now, number)
+        else:
+            found, total = await search_challenges(db_session, filters, now, page=number)
         return render(request, "challenges/directory.html", {
             "challenges": found, "total": total, "page": number, "pages": max(1, math.ceil(total / PAGE_SIZE)),
             "filters": filters, "facets": await facets(db_session, now), "now": now, "current_phase": current_phase,

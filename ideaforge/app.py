@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from litestar import Litestar, Request
@@ -29,6 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ideaforge.clock import Clock, SystemClock
 from ideaforge.db import Database
 from ideaforge.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ideas.similarity import Similarity
+    from ml.dedup import DuplicateScorer, Pair
+    from ml.embedding import Embedder
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_MAX_AGE = 14 * 24 * 3600
@@ -101,7 +108,11 @@ async def _announce_phases(db: Database, notifier: Any, clock: Clock, every: int
         await asyncio.sleep(every)
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, embedder: Any = None
+) -> Litestar:
+    """``embedder``: an already loaded ``ml.embedding.Embedder`` (tests share one); by default the
+    model that ``settings.embedding_model`` names is loaded at start-up."""
     from challenges.api import ChallengeApi
     from challenges.views import ChallengeController, NewChallengeController, OrganisationChallengesController
     from ideaforge.accounts.api import AccountApi
@@ -122,6 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     from ideaforge.web.locale import LocaleMiddleware
     from ideaforge.web.sessions import RotatingSessionConfig
     from ideas.api import IdeaApi
+    from ideas.duplicate_views import DuplicateController, MergeController
     from ideas.moderation_views import ModerationController
     from ideas.views import ChallengeIdeasController, CommentController, IdeaController
 
@@ -172,15 +184,30 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     periodic: list[asyncio.Task[None]] = []
 
-    async def on_startup() -> None:
+    async def on_startup(app: Litestar) -> None:
+        from ideas.similarity import Similarity, SimilarityUnavailable, load_embedder, load_scorer
+
+        try:
+            model = embedder.model_name if embedder is not None else settings.embedding_model
+            scorer = load_scorer(model, settings.dedup_scorer)
+            loaded = embedder or await asyncio.to_thread(load_embedder, settings.embedding_model)
+        except SimilarityUnavailable as exc:
+            structlog.get_logger("ideaforge.startup").error("cannot start", reason=str(exc))
+            raise
+        similarity = Similarity(loaded, scorer, db, settings.data_dir, jobs)
+        await similarity.start()
+        app.state.similarity = similarity
+        app.state.meaning_search = similarity.search_challenges  # the directory's search by meaning
         if settings.phase_check_seconds > 0:
             periodic.append(asyncio.create_task(_announce_phases(db, notifier, clock or SystemClock(),
                                                                  settings.phase_check_seconds)))  # fmt: skip
 
-    async def on_shutdown() -> None:
+    async def on_shutdown(app: Litestar) -> None:
         for task in periodic:
             task.cancel()
         await jobs.drain()
+        if getattr(app.state, "similarity", None) is not None:
+            await app.state.similarity.close()
         await db.dispose()
         if redis is not None:
             await redis.aclose()
@@ -201,6 +228,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             IdeaController,
             CommentController,
             ModerationController,
+            DuplicateController,
+            MergeController,
             AccountApi,
             ChallengeApi,
             IdeaApi,
@@ -239,3 +268,173 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ),
         debug=False,
     )
+
+
+# --- operator commands: the vector index and the duplicate scorer (``ideaforge index|eval|dedup``) ------
+# Each loads exactly what the app loads at start-up (settings, database, model, scorer). ``embedder``: an
+# already loaded model to use instead of the one the settings name (tests share one).
+
+
+class SettingUnusable(RuntimeError):
+    """A setting names a model or scorer that cannot be loaded; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    model: str
+    stored_vectors: int
+    ideas: int
+    needing_embedding: int
+    snapshot: Path
+    snapshot_vectors: int | None
+    """What the snapshot's manifest says it holds; None when there is no readable snapshot."""
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    model: str
+    embedded: int
+    indexed: int
+    snapshot: Path
+
+
+def _scorer_for(settings: Settings, model: str) -> DuplicateScorer:
+    from ideas.similarity import SimilarityUnavailable, load_scorer
+
+    try:
+        return load_scorer(model, settings.dedup_scorer)
+    except SimilarityUnavailable as exc:
+        raise SettingUnusable(str(exc)) from exc
+
+
+async def _embedder_for(settings: Settings, embedder: Embedder | None) -> Embedder:
+    from ideas.similarity import SimilarityUnavailable, load_embedder
+
+    if embedder is not None:
+        return embedder
+    try:
+        return await asyncio.to_thread(load_embedder, settings.embedding_model)
+    except SimilarityUnavailable as exc:
+        raise SettingUnusable(str(exc)) from exc
+
+
+@asynccontextmanager
+async def similarity_service(
+    settings: Settings, embedder: Embedder | None = None
+) -> AsyncIterator[Similarity]:
+    """The app's ``Similarity`` (same model, scorer, database and snapshot directory), without the web app."""
+    from ideaforge.jobs import InProcessJobs
+    from ideas.similarity import Similarity
+
+    load_models()
+    model = embedder.model_name if embedder is not None else settings.embedding_model
+    scorer = _scorer_for(settings, model)
+    loaded = await _embedder_for(settings, embedder)
+    database = Database(settings.resolved_database_url)
+    jobs = InProcessJobs()
+    similarity = Similarity(loaded, scorer, database, settings.data_dir, jobs)
+    try:
+        yield similarity
+    finally:
+        await jobs.drain()
+        await similarity.close()
+        await database.dispose()
+
+
+async def ideas_needing_embedding(similarity: Similarity) -> int:
+    async with similarity.db.sessionmaker() as session:
+        return await similarity.outdated(session)
+
+
+async def rebuild_vector_index(
+    similarity: Similarity, progress: Callable[[int], None] | None = None
+) -> RebuildReport:
+    """Embed every idea without a vector from the current model, then rebuild and save the snapshot."""
+    embedded = await similarity.reembed(progress)
+    return RebuildReport(similarity.model, embedded, len(similarity.index), similarity.snapshot_dir)
+
+
+async def index_status(settings: Settings) -> IndexStatus:
+    """What the database and the snapshot hold for the configured model (the model is not loaded)."""
+    import json
+
+    from sqlalchemy import func, select
+
+    from ideas.models import Idea, StoredVector
+    from ml.dedup import slug
+    from ml.index import MANIFEST
+
+    load_models()
+    model = settings.embedding_model
+    database = Database(settings.resolved_database_url)
+    try:
+        async with database.sessionmaker() as session:
+            current = select(StoredVector.object_id).where(
+                StoredVector.kind == "idea", StoredVector.model == model
+            )
+            stored = await session.scalar(
+                select(func.count()).select_from(StoredVector).where(StoredVector.model == model)
+            )
+            ideas = await session.scalar(select(func.count()).select_from(Idea))
+            outdated = await session.scalar(
+                select(func.count()).select_from(Idea).where(Idea.id.not_in(current))
+            )
+    finally:
+        await database.dispose()
+    snapshot = settings.data_dir / "index" / slug(model)
+    try:
+        manifest = json.loads((snapshot / MANIFEST).read_text())
+        in_snapshot: int | None = sum(int(p["count"]) for p in manifest["partitions"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        in_snapshot = None
+    return IndexStatus(model, stored or 0, ideas or 0, outdated or 0, snapshot, in_snapshot)
+
+
+def read_pair_file(path: Path) -> list[Pair]:
+    """Labelled pairs from a JSON-lines file; ValueError (one line, naming the file) when unusable."""
+    from ml.dedup import read_pairs
+
+    try:
+        pairs = read_pairs(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from exc
+    if not pairs:
+        raise ValueError(f"{path}: no pairs in the file")
+    return pairs
+
+
+async def evaluate_dedup(
+    settings: Settings, pairs: Sequence[Pair], embedder: Embedder | None = None
+) -> dict[str, Any]:
+    """``ml.evaluation.evaluate`` with exactly the app's scorer, model and threshold (nothing fitted here)."""
+    from ml.evaluation import evaluate
+
+    model = embedder.model_name if embedder is not None else settings.embedding_model
+    scorer = _scorer_for(settings, model)
+    loaded = await _embedder_for(settings, embedder)
+    return await asyncio.to_thread(evaluate, scorer, loaded, pairs)
+
+
+def scorer_destination(settings: Settings, out: Path | None = None) -> Path:
+    """Where ``dedup fit`` writes: ``out``, else the file the app would load for the configured model."""
+    from ml.dedup import default_scorer_path
+
+    return out or settings.dedup_scorer or default_scorer_path(settings.embedding_model)
+
+
+async def fit_dedup_scorer(settings: Settings, pairs: Sequence[Pair], destination: Path,
+                           embedder: Embedder | None = None) -> DuplicateScorer:  # fmt: skip
+    """Fit a scorer on ``pairs`` with cosines from the configured model and save it at ``destination``.
+    ValueError when the pairs cannot be fitted (one class only, too few for cross-validation)."""
+    from ml.dedup import fit
+    from ml.evaluation import pair_cosines
+
+    if len({p.duplicate for p in pairs}) < 2:
+        raise ValueError("the pairs need both duplicates and non-duplicates")
+    loaded = await _embedder_for(settings, embedder)
+    cosines = await asyncio.to_thread(pair_cosines, loaded, pairs)
+    scorer = await asyncio.to_thread(fit, pairs, cosines, loaded.model_name)
+    scorer.save(destination)
+    return scorer

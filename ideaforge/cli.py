@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from ideaforge.settings import get_settings
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -136,3 +142,127 @@ def user_create(email: str, display_name: str, password_stdin: bool, superuser: 
             click.echo(f"{field}: {message}", err=True)
         sys.exit(2)
     click.echo(f"created user {user_id} <{email.strip().lower()}>")
+
+
+# --- similarity: the vector index and the duplicate scorer ----------------------------------------------
+# The work is in ideaforge.app (the composition root). A caller that already holds a loaded model can pass
+# it as ``main(obj={"embedder": model})`` (the tests do, to load it once); otherwise the settings name it.
+
+
+def _given_embedder() -> Any:
+    obj = click.get_current_context().obj
+    return obj.get("embedder") if isinstance(obj, dict) else None
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; a setting that names an unusable model or scorer is one line and exit code 1."""
+    from ideaforge.app import SettingUnusable
+
+    try:
+        return asyncio.run(work)
+    except SettingUnusable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _pairs(path: Path) -> Any:
+    from ideaforge.app import read_pair_file
+
+    try:
+        return read_pair_file(path)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+
+
+PAIRS_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+
+
+@main.group()
+def index() -> None:
+    """The vector index of ideas (a cache of the vectors stored in the database)."""
+
+
+@index.command("rebuild")
+def index_rebuild() -> None:
+    """Embed every idea that has no vector from IDEAFORGE_EMBEDDING_MODEL, then rebuild and save the
+    snapshot. Run it after changing the model; restart the app afterwards to load the new snapshot."""
+    from ideaforge.app import RebuildReport, ideas_needing_embedding, rebuild_vector_index, similarity_service
+
+    settings = get_settings()
+
+    async def rebuild() -> RebuildReport:
+        async with similarity_service(settings, _given_embedder()) as similarity:
+            total = await ideas_needing_embedding(similarity)
+            with click.progressbar(length=total, label="embedding ideas", show_pos=True) as bar:
+                return await rebuild_vector_index(similarity, bar.update)
+
+    report = _run(rebuild())
+    click.echo(
+        f"embedded {report.embedded} ideas with {report.model}; the index holds {report.indexed} vectors, "
+        f"saved in {report.snapshot}"
+    )
+
+
+@index.command("status")
+def index_status() -> None:
+    """The model, what the database and the snapshot hold, and how many ideas wait for a vector."""
+    from ideaforge.app import index_status as status_of
+
+    status = asyncio.run(status_of(get_settings()))
+    snapshot = "missing" if status.snapshot_vectors is None else f"{status.snapshot_vectors} vectors"
+    click.echo(f"model: {status.model}")
+    click.echo(f"stored vectors: {status.stored_vectors}")
+    click.echo(f"ideas: {status.ideas}")
+    click.echo(f"ideas needing embedding: {status.needing_embedding}")
+    click.echo(f"snapshot: {status.snapshot} ({snapshot})")
+
+
+@main.group("eval")
+def evaluation() -> None:
+    """Measure the app's models on labelled data."""
+
+
+@evaluation.command("dedup")
+@click.argument("file", type=PAIRS_FILE)
+def eval_dedup(file: Path) -> None:
+    """Judge the app's duplicate scorer, model and threshold on FILE (JSON lines {"a", "b", "duplicate",
+    "lang"}); prints one JSON object. Nothing is fitted on FILE."""
+    from ideaforge.app import evaluate_dedup
+
+    pairs = _pairs(file)
+    report = _run(evaluate_dedup(get_settings(), pairs, _given_embedder()))
+    click.echo(json.dumps(report, ensure_ascii=False))
+
+
+@main.group()
+def dedup() -> None:
+    """The duplicate scorer."""
+
+
+@dedup.command("fit")
+@click.argument("file", type=PAIRS_FILE)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the scorer (default: IDEAFORGE_DEDUP_SCORER, else the model's shipped path).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing scorer file.")
+def dedup_fit(file: Path, out: Path | None, force: bool) -> None:
+    """Fit a duplicate scorer for IDEAFORGE_EMBEDDING_MODEL on the labelled pairs in FILE, write it, and
+    print its cross-validated figures."""
+    from ideaforge.app import fit_dedup_scorer, scorer_destination
+
+    settings = get_settings()
+    pairs = _pairs(file)
+    destination = scorer_destination(settings, out)
+    if destination.exists() and not force:
+        raise click.UsageError(f"{destination} exists (the scorer the app loads?): add --force to replace it")
+    try:
+        scorer = _run(fit_dedup_scorer(settings, pairs, destination, _given_embedder()))
+    except ValueError as exc:
+        raise click.BadParameter(f"cannot fit on these pairs: {exc}", param_hint="FILE") from None
+    click.echo(f"fitted on {len(pairs)} pairs for {scorer.model}; threshold {scorer.threshold:.4f}")
+    click.echo(f"written to {destination}")
+    if destination != scorer_destination(settings):
+        click.echo(f"the app loads it with IDEAFORGE_DEDUP_SCORER={destination}")
+    click.echo("cross-validated: " + json.dumps(scorer.cross_validation, ensure_ascii=False))

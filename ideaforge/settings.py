@@ -21,6 +21,7 @@ DEFAULT_ACTION_LIMITS = {
     "vote": "120/minute",
     "comment": "20/10 minutes",
     "report": "20/hour",
+    "similar": "120/minute",  # similar ideas while typing and in the API: each runs the model
 }
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  # a file name, not a secret
 
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", repr=False)
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     """Any sentence-transformers model name or local path; the default is the offline MiniLM package."""
+    dedup_scorer: Path | None = None
+    """The duplicate scorer fitted for that model (JSON from `ideaforge dedup fit`); default: the one shipped."""
     base_url: str = "http://127.0.0.1:8000"
     smtp_url: str = Field(default="", repr=False)
     """``smtp://user:password@host:port`` (``smtps://`` for implicit TLS); empty means mail goes to the log."""

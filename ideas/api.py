@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
-from litestar import Controller, Request, delete, get, post, put
-from litestar.exceptions import NotFoundException
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from ideaforge.errors import ValidationFailed
-from ideaforge.i18n import _
+from ideaforge.i18n import _, format_number
 from ideaforge.ratelimit import rate_limited
 from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession, request_time
+from ideaforge.web.errors import handle_exception
 from ideaforge.web.forms import page_number
 from ideas import events
-from ideas.models import Comment, Idea
+from ideas.models import BODY_MAX, Comment, Idea
 from ideas.moderation import flag_vote_burst
 from ideas.services import (
     PAGE_SIZE,
@@ -31,6 +33,7 @@ from ideas.services import (
     list_ideas,
     submit_idea,
 )
+from ideas.similarity import Suggestion
 from ideas.views import challenge_or_404, client_hash, idea_or_404
 from ideas.votes import VoteState, cast_vote, retract_vote, votes_of
 
@@ -45,6 +48,13 @@ class IdeaIn(msgspec.Struct):
 class CommentIn(msgspec.Struct):
     body: str
     parent_id: int | None = None
+
+
+class SimilarIn(msgspec.Struct):
+    text: str
+    """What the person is typing: the first line is read as a title, the rest as the body."""
+    exclude: list[int] = msgspec.field(default_factory=list)
+    """Ideas to leave out (the one being edited, those already shown)."""
 
 
 class IdeaOut(msgspec.Struct):
@@ -85,6 +95,66 @@ class CommentOut(msgspec.Struct):
     created_at: datetime
 
 
+class SimilarIdeaOut(msgspec.Struct):
+    id: int
+    title: str
+    votes: int
+    score: float
+    """The duplicate scorer's probability that this is the same proposal (0 to 1)."""
+    cosine: float
+    label: Literal["duplicate", "related"]
+    url: str
+
+
+SIMILAR_EXCLUDE_MAX = 100
+BODY_FIELD = re.compile(r"missing required field `(\w+)`|at `\$\.(\w+)")
+"""The field of a decoding error that Litestar reports under the key "data" ("Object missing required field
+`text`"); a mistyped field is its key."""
+
+
+def similar_out(request: Request[Any, Any, Any], suggestions: list[Suggestion]) -> list[SimilarIdeaOut]:
+    return [
+        SimilarIdeaOut(
+            id=s.idea.id,
+            title=s.idea.title,
+            votes=s.idea.vote_count,
+            score=round(s.verdict.probability, 4),
+            cosine=round(s.verdict.cosine, 4),
+            label="duplicate" if s.verdict.duplicate else "related",
+            url=str(request.url_for("idea", idea_id=s.idea.id)),
+        )
+        for s in suggestions
+    ]
+
+
+def similar_errors(text: object, exclude: object) -> dict[str, str]:
+    """Translated messages for the similar-ideas body, by field (empty when it is valid)."""
+    errors = {}
+    if not isinstance(text, str) or len(text) > BODY_MAX:
+        errors["text"] = _("Send the text to compare as a string of at most %(max)s characters.",
+                           max=format_number(BODY_MAX))  # fmt: skip
+    if (
+        not isinstance(exclude, list)
+        or len(exclude) > SIMILAR_EXCLUDE_MAX
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in exclude)
+    ):
+        errors["exclude"] = _("Send the ideas to leave out as a list of at most %(max)s idea numbers.",
+                              max=SIMILAR_EXCLUDE_MAX)  # fmt: skip
+    return errors
+
+
+def similar_body_invalid(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """A missing or mistyped field of the similar-ideas body: the same 422, with a translated message."""
+    named = set()
+    for error in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(error, dict):
+            named.add(str(error.get("key", "")))
+            if found := BODY_FIELD.search(str(error.get("message", ""))):
+                named.add(found.group(1) or found.group(2))
+    errors = similar_errors(None if "text" in named else "", None if "exclude" in named else [])
+    return handle_exception(request, ValidationFailed(errors) if errors else exc)
+
+
 def idea_out(idea: Idea, voted: bool | None = None) -> IdeaOut:
     return IdeaOut(id=idea.id, challenge_id=idea.challenge_id, title=idea.title, body=idea.body,
                    language=idea.language, tags=[t.tag for t in idea.tags], status=idea.status.value,
@@ -123,6 +193,7 @@ class IdeaApi(Controller):
             user,
             IdeaInput(data.title, data.body, data.language, tuple(data.tags)),
             request_time(request),
+            similarity=request.app.state.similarity,
         )
         idea_id = idea.id
         db_session.expunge_all()
@@ -152,6 +223,35 @@ class IdeaApi(Controller):
         idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         mine = await votes_of(db_session, challenge.id, current_user(request))
         return idea_out(idea, idea.id in mine)
+
+    @get(
+        "/ideas/{idea_id:int}/similar",
+        summary="Up to 5 published ideas of the same challenge like this one",
+        guards=[rate_limited("similar", anonymous=True)],
+    )
+    async def similar(self, request: Request[Any, Any, Any], db_session: DbSession,
+                      idea_id: FromPath[int]) -> list[SimilarIdeaOut]:  # fmt: skip
+        idea = (await idea_or_404(request, db_session, idea_id))[0]
+        return similar_out(request, await request.app.state.similarity.similar_to_idea(db_session, idea))
+
+    @post(
+        "/challenges/{challenge_id:int}/similar",
+        status_code=200,
+        summary="Up to 5 published ideas of a challenge like a text; none for under two words",
+        exception_handlers={ValidationException: similar_body_invalid},
+        guards=[rate_limited("similar", anonymous=True)],
+    )
+    async def similar_to_text(self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
+                              data: JSONBody[SimilarIn]) -> list[SimilarIdeaOut]:  # fmt: skip
+        challenge = (await challenge_or_404(request, db_session, challenge_id))[0]
+        errors = similar_errors(data.text, data.exclude)
+        if errors:
+            raise ValidationFailed(errors)
+        title, _newline, body = data.text.strip().partition("\n")
+        suggestions = await request.app.state.similarity.similar_to_text(
+            db_session, challenge.id, title, body, exclude=data.exclude
+        )
+        return similar_out(request, suggestions)
 
     @put(
         "/ideas/{idea_id:int}/vote",

@@ -42,6 +42,14 @@ IDEAS: dict[str, list[tuple[str, str, str, str, list[str]]]] = {
             "as we tested in Barcelona.",
             ["marchés"],
         ),
+        (  # a near-duplicate of the first idea: the duplicate queue and the typing panel show it
+            "moderation@rennes.demo",
+            "fr",
+            "Application pour donner les invendus du marché aux associations",
+            "À la fin du marché, les commerçants signalent leurs invendus sur une appli et les associations "
+            "du quartier viennent les chercher.",
+            [],
+        ),
     ],
     "Des trottoirs praticables": [
         (
@@ -74,6 +82,13 @@ IDEAS: dict[str, list[tuple[str, str, str, str, list[str]]]] = {
             "Removable sails from May to September, maintained with parents' associations.",
             [],
         ),
+        (  # near-duplicate of the one above
+            "lab@barcelona.demo",
+            "en",
+            "Shade canopies above the streets outside schools",
+            "Put up fabric sails over school streets in summer, taken down in autumn, looked after with the parents.",
+            [],
+        ),
         (
             "citoyenne@ideaforge.demo",
             "fr",
@@ -88,6 +103,14 @@ IDEAS: dict[str, list[tuple[str, str, str, str, list[str]]]] = {
             "en",
             "Neighbourhood parcel hubs in corner shops",
             "Parcels go to partner shops; the last metres are walked or cycled.",
+            [],
+        ),
+        (  # near-duplicate of the one above
+            "innovation@quebec.demo",
+            "en",
+            "Parcel pick-up points in local corner shops",
+            "Deliver parcels to the corner shop nearby so people collect them on foot instead of vans driving "
+            "to every door.",
             [],
         ),
         (

@@ -5,9 +5,11 @@ from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -26,10 +28,15 @@ class IdeaStatus(enum.StrEnum):
     PUBLISHED = "published"
     WITHDRAWN = "withdrawn"
     HIDDEN = "hidden"
+    MERGED = "merged"
+    """Absorbed into another idea (``merged_into_id``); an unmerge publishes it again."""
 
 
 class CoAuthorStatus(enum.StrEnum):
     INVITED = "invited"
+    """The author asked this person to join; they decide."""
+    REQUESTED = "requested"
+    """This person asked to join (instead of submitting a duplicate); the author decides."""
     ACCEPTED = "accepted"
 
 
@@ -54,6 +61,13 @@ class Idea(Base):
     """Why it was hidden (shown to its authors)."""
     vote_count: Mapped[int] = mapped_column(Integer, default=0)
     """Kept equal to the number of vote rows, in the transaction that adds or removes one."""
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ideas.id", ondelete="SET NULL"), default=None
+    )
+    submitted_despite_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ideas.id", ondelete="SET NULL"), default=None
+    )
+    """The idea the scorer called a duplicate when the author chose "Submit anyway"."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -81,6 +95,8 @@ class CoAuthor(Base):
     idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     status: Mapped[CoAuthorStatus] = mapped_column(str_enum(CoAuthorStatus, "coauthor_status"))
+    message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """What a person asking to join wrote (their draft idea), for the author to read."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(lazy="raise")
@@ -164,3 +180,89 @@ class VoteFlag(Base):
     accounts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class StoredVector(Base):
+    """The embedding of an idea or a challenge: the source of truth the vector index is rebuilt from."""
+
+    __tablename__ = "stored_vectors"
+    __table_args__ = (UniqueConstraint("kind", "object_id"), Index("ix_stored_vectors_model", "model"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    """"idea" or "challenge"."""
+    object_id: Mapped[int] = mapped_column(Integer)
+    partition: Mapped[str] = mapped_column(String(40))
+    """Which index holds it: "challenge:<id>" for an idea, "challenges" for a challenge."""
+    model: Mapped[str] = mapped_column(String(300))
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    """float32, little-endian, ``dimension`` values."""
+    content_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the embedded text: an unchanged text is not embedded again."""
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PairStatus(enum.StrEnum):
+    OPEN = "open"
+    DISMISSED = "dismissed"
+    """A moderator said "not duplicates": never suggested again."""
+    MERGED = "merged"
+
+
+class DuplicatePair(Base):
+    """Two ideas of one challenge that the scorer calls the same proposal, for moderators to judge."""
+
+    __tablename__ = "duplicate_pairs"
+    __table_args__ = (
+        UniqueConstraint("idea_id", "existing_id"),
+        CheckConstraint("idea_id > existing_id", name="newer_idea_first"),
+        Index("ix_duplicate_pairs_challenge_status", "challenge_id", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id", ondelete="CASCADE"))
+    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    """The newer idea."""
+    existing_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    probability: Mapped[float] = mapped_column(Float)
+    status: Mapped[PairStatus] = mapped_column(str_enum(PairStatus, "pair_status"), default=PairStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class MergeStatus(enum.StrEnum):
+    PENDING = "pending"
+    """Waiting for the absorbed idea's author to consent."""
+    DONE = "done"
+    DECLINED = "declined"
+    UNDONE = "undone"
+
+
+class Merge(Base):
+    """One idea absorbed into another. ``record`` keeps what moved, so an unmerge restores it exactly."""
+
+    __tablename__ = "merges"
+    __table_args__ = (
+        CheckConstraint("absorbed_id <> surviving_id", name="two_ideas"),
+        Index("ix_merges_absorbed", "absorbed_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id", ondelete="CASCADE"))
+    absorbed_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    surviving_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[MergeStatus] = mapped_column(
+        str_enum(MergeStatus, "merge_status"), default=MergeStatus.PENDING
+    )
+    override_reason: Mapped[str] = mapped_column(Text, default="")
+    """Set when a moderator merged without the author's consent: why (also in the audit log)."""
+    record: Mapped[str] = mapped_column(Text, default="")
+    """JSON: the votes moved and refunded, the co-authors added, the absorbed idea's former state."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,24 +33,22 @@ from ideas.models import (
     IdeaTag,
     Vote,
 )
+from ml.language import guess_language
+
+if TYPE_CHECKING:
+    from ideas.similarity import Similarity
 
 PAGE_SIZE = 20
 Sort = Literal["top", "new", "trending", "random"]
 SORTS: tuple[Sort, ...] = ("top", "new", "trending", "random")
 TRENDING_WINDOW = timedelta(days=7)
 
-_EN = {"the", "and", "to", "of", "for", "in", "is", "with", "on", "that", "we", "our", "a", "more"}
-_FR = {"le", "la", "les", "et", "des", "pour", "du", "un", "une", "dans", "est", "sur", "avec", "nous", "au"}
-
 
 def detect_language(text: str, accepted: list[str]) -> str:
     """English or French by their commonest words; otherwise the challenge's first language."""
-    words = re.findall(r"[a-zàâçéèêëîïôûùüÿœ']+", text.lower())
-    en, fr = sum(w in _EN for w in words), sum(w in _FR for w in words)
-    if fr > en and "fr" in accepted:
-        return "fr"
-    if en > fr and "en" in accepted:
-        return "en"
+    guessed = guess_language(text)
+    if guessed and guessed in accepted:
+        return guessed
     return accepted[0] if accepted else "en"
 
 
@@ -90,21 +87,37 @@ def _phase_ended_message(challenge: Challenge) -> str:
 
 
 async def submit_idea(
-    session: AsyncSession, challenge: Challenge, author: User, data: IdeaInput, now: datetime
+    session: AsyncSession,
+    challenge: Challenge,
+    author: User,
+    data: IdeaInput,
+    now: datetime,
+    *,
+    similarity: Similarity | None = None,
+    despite: int | None = None,
 ) -> Idea:
+    """Publish an idea; after the commit ``similarity`` embeds it and flags duplicates. ``despite`` records
+    the idea the author was shown as a duplicate and chose to submit anyway."""
     access = await access_for(session, challenge, author, now)
     if not can_submit_idea(access):
         if access.allows_submission_phase():
             raise Forbidden(_("This challenge accepts ideas only from the people its rules name."))
         raise Conflict(_phase_ended_message(challenge))
     clean = data.validated(challenge)
+    if despite is not None:
+        same_challenge = await session.scalar(
+            select(Idea.id).where(Idea.id == despite, Idea.challenge_id == challenge.id)
+        )
+        despite = same_challenge  # an id from elsewhere is ignored, not trusted
     idea = Idea(challenge_id=challenge.id, author_id=author.id, title=clean.title, body=clean.body,
-                language=clean.language, created_at=now, updated_at=now)  # fmt: skip
+                language=clean.language, created_at=now, updated_at=now, submitted_despite_id=despite)  # fmt: skip
     idea.tags = [IdeaTag(tag=t) for t in clean.tags]
     session.add(idea)
     await session.flush()
     session.add(Follow(user_id=author.id, target_type="idea", target_id=idea.id))  # authors hear of comments
     await session.commit()
+    if similarity is not None:
+        similarity.schedule_idea(idea.id)
     return idea
 
 
@@ -123,7 +136,8 @@ async def idea_access(session: AsyncSession, idea: Idea, challenge: Challenge, u
     )
 
 
-async def edit_idea(session: AsyncSession, idea: Idea, editor: User, data: IdeaInput, now: datetime) -> Idea:
+async def edit_idea(session: AsyncSession, idea: Idea, editor: User, data: IdeaInput, now: datetime, *,
+                    similarity: Similarity | None = None) -> Idea:  # fmt: skip
     challenge = await get_challenge(session, idea.challenge_id)
     assert challenge is not None
     if editor.id not in await author_ids(session, idea):
@@ -137,6 +151,8 @@ async def edit_idea(session: AsyncSession, idea: Idea, editor: User, data: IdeaI
     await session.execute(delete(IdeaTag).where(IdeaTag.idea_id == idea.id))
     session.add_all(IdeaTag(idea_id=idea.id, tag=t) for t in clean.tags)
     await session.commit()
+    if similarity is not None:
+        similarity.schedule_idea(idea.id)
     return idea
 
 
@@ -201,19 +217,26 @@ def _ordered(query: Select[Any], q: IdeaQuery, now: datetime) -> Select[Any]:
 
 async def list_ideas(
     session: AsyncSession, challenge: Challenge, q: IdeaQuery, now: datetime, *, page: int,
-    page_size: int = PAGE_SIZE,
+    page_size: int = PAGE_SIZE, ranked: list[int] | None = None,
 ) -> tuple[list[Idea], int]:  # fmt: skip
+    """``ranked``: ids already ordered (a search by meaning); the filters apply and their order wins."""
     filters = [Idea.challenge_id == challenge.id, Idea.status == IdeaStatus.PUBLISHED]
+    if ranked is not None:
+        filters.append(Idea.id.in_(ranked))
     if q.language:
         filters.append(Idea.language == q.language)
     if q.tag:
         filters.append(Idea.id.in_(select(IdeaTag.idea_id).where(IdeaTag.tag == q.tag)))
     total = await session.scalar(select(func.count()).select_from(Idea).where(and_(*filters))) or 0
-    if q.sort == "random":
+    if ranked is not None or q.sort == "random":
         # A true shuffle per visitor seed: ids are cheap to fetch even for 10,000 ideas, and SQL
         # has no portable hash to order by (an affine "hash" of ids only makes strides).
         ids = list(await session.scalars(select(Idea.id).where(*filters).order_by(Idea.id)))
-        random.Random(q.seed).shuffle(ids)  # noqa: S311  # an order to show, not a secret
+        if ranked is not None:
+            position = {idea_id: n for n, idea_id in enumerate(ranked)}
+            ids.sort(key=position.__getitem__)
+        else:
+            random.Random(q.seed).shuffle(ids)  # noqa: S311  # an order to show, not a secret
         wanted = ids[(page - 1) * page_size : page * page_size]
         found = {i.id: i for i in await session.scalars(
             select(Idea).where(Idea.id.in_(wanted)).options(selectinload(Idea.author), selectinload(Idea.tags)))}  # fmt: skip
@@ -262,7 +285,9 @@ async def invite_coauthor(session: AsyncSession, idea: Idea, inviter: User, emai
 async def accept_coauthorship(session: AsyncSession, idea: Idea, user: User) -> None:
     invitation = await session.scalar(select(CoAuthor).where(CoAuthor.idea_id == idea.id,
                                                              CoAuthor.user_id == user.id))  # fmt: skip
-    if invitation is None:
+    if (
+        invitation is None or invitation.status is CoAuthorStatus.REQUESTED
+    ):  # a request is the author's to accept
         raise Forbidden(_("You were not invited to co-author this idea."))
     invitation.status = CoAuthorStatus.ACCEPTED
     await session.commit()

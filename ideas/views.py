@@ -27,7 +27,7 @@ from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import is_htmx, render
 from ideas import events
-from ideas.models import Comment
+from ideas.models import BODY_MAX, TITLE_MAX, Comment
 from ideas.moderation import can_moderate, flag_vote_burst
 from ideas.services import (
     PAGE_SIZE,
@@ -48,9 +48,14 @@ from ideas.services import (
     visible_idea,
     withdraw_idea,
 )
+from ideas.suggestions import Draft, answer_join_request, request_to_join, support_instead
 from ideas.votes import cast_vote, remaining_votes, retract_vote, votes_of
 
 SEED_KEY = "idea_seed"
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 10 else None
 
 
 def client_hash(request: Request[Any, Any, Any]) -> str:
@@ -95,24 +100,30 @@ class ChallengeIdeasController(Controller):
     async def listing(
         self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
         sort: FromQuery[str] = "top", tag: FromQuery[str] = "", language: FromQuery[str] = "",
-        page: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None, q: FromQuery[str] = "",
     ) -> Response[Any]:  # fmt: skip
         challenge, access = await challenge_or_404(request, db_session, challenge_id)
         user = current_user(request)
+        q = q.strip()[:200]
+        ranked = await request.app.state.similarity.search_ideas(db_session, challenge.id, q) if q else None
         chosen = sort if sort in SORTS else "top"
         query = IdeaQuery(sort=chosen, tag=tag[:30], language=language[:5],
                           seed=_seed(request) if chosen == "random" else 0)  # fmt: skip
         number = page_number(page)
-        ideas, total = await list_ideas(db_session, challenge, query, _now(request), page=number)
+        ideas, total = await list_ideas(
+            db_session, challenge, query, _now(request), page=number, ranked=ranked
+        )
         params = {
-            k: v for k, v in {"sort": chosen, "tag": query.tag, "language": query.language}.items() if v
+            k: v
+            for k, v in {"sort": chosen, "tag": query.tag, "language": query.language, "q": q}.items()
+            if v
         }
         return render(request, "ideas/list.html", {
             "challenge": challenge, "ideas": ideas, "total": total, "page": number, "query": query,
             "pages": max(1, math.ceil(total / PAGE_SIZE)), "params": params, "sorts": SORTS,
             "my_votes": await votes_of(db_session, challenge.id, user), "can_vote": can_vote(access),
             "remaining": await remaining_votes(db_session, challenge, user), "signed_in": user is not None,
-            "can_submit": can_submit_idea(access),
+            "can_submit": can_submit_idea(access), "q": q,
         }, block="idea_list")  # fmt: skip
 
     @get("/events", name="challenge_events")
@@ -130,6 +141,21 @@ class ChallengeIdeasController(Controller):
         message = None if can_submit_idea(access) else _("This challenge does not accept ideas from you now.")
         return self._form(request, challenge, {"language": ""}, {}, message)
 
+    @post("/ideas/similar", name="similar_while_typing", guards=[rate_limited("similar", anonymous=True)])
+    async def similar_while_typing(self, request: Request[Any, Any, Any], db_session: DbSession,
+                                   challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
+        """The panel beside the form: up to 5 ideas of this challenge like the text typed so far."""
+        challenge, _access = await challenge_or_404(request, db_session, challenge_id)
+        values = await form_values(request, "title", "body")
+        suggestions = await request.app.state.similarity.similar_to_text(
+            db_session, challenge.id, values["title"][:TITLE_MAX], values["body"][:BODY_MAX]
+        )
+        response = render(
+            request, "ideas/_similar.html", {"suggestions": suggestions, "challenge": challenge}
+        )
+        response.headers["Vary"] = "HX-Request"
+        return response
+
     @staticmethod
     def _form(request: Request[Any, Any, Any], challenge: Any, values: dict[str, Any], errors: dict[str, str],
               message: str | None, status_code: int = 200) -> Response[Any]:  # fmt: skip
@@ -142,12 +168,23 @@ class ChallengeIdeasController(Controller):
     async def submit(self, request: Request[Any, Any, Any], db_session: DbSession,
                      challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         user = signed_in_user(request)
-        challenge, _access = await challenge_or_404(request, db_session, challenge_id)
+        challenge, access = await challenge_or_404(request, db_session, challenge_id)
         form = await request.form()
         values: dict[str, Any] = {k: str(form.get(k, "")) for k in ("title", "body", "language")}
         values["tags"] = [t for t in form.getall("tags", []) if isinstance(t, str)]
+        similarity = request.app.state.similarity
+        despite = _int_or_none(form.get("despite"))
+        if despite is None and can_submit_idea(access) and values["title"].strip() and values["body"].strip():
+            duplicates = [s for s in await similarity.similar_to_text(db_session, challenge.id, values["title"],
+                                                                      values["body"]) if s.verdict.duplicate]  # fmt: skip
+            if duplicates:  # offer the ways out before publishing (nothing is written yet)
+                return render(request, "ideas/duplicate_choice.html", {
+                    "challenge": challenge, "values": values, "duplicates": duplicates,
+                    "my_votes": await votes_of(db_session, challenge.id, user),
+                })  # fmt: skip
         try:
-            idea = await submit_idea(db_session, challenge, user, form_input(values), _now(request))
+            idea = await submit_idea(db_session, challenge, user, form_input(values), _now(request),
+                                     similarity=similarity, despite=despite)  # fmt: skip
         except ValidationFailed as exc:
             return self._form(request, challenge, values, exc.errors, None, status_code=422)
         except (Conflict, Forbidden) as exc:
@@ -242,6 +279,62 @@ class IdeaController(Controller):
         flash(request, _("You are now a co-author of this idea."))
         return Redirect(f"/ideas/{idea_id}", status_code=303)
 
+    @post("/support-instead", name="support_instead", guards=[rate_limited("vote")])
+    async def support(self, request: Request[Any, Any, Any], db_session: DbSession,
+                      idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
+        """Support this existing idea instead of publishing a duplicate; the draft goes to notifications."""
+        user = signed_in_user(request)
+        await idea_or_404(request, db_session, idea_id)
+        values = await form_values(request, "title", "body")
+        try:
+            outcome = await support_instead(db_session, idea_id, user, Draft(values["title"], values["body"]),
+                                            _now(request), request.app.state.notifier,
+                                            client_hash=client_hash(request))  # fmt: skip
+        except LookupError:
+            raise NotFoundException() from None
+        except ValidationFailed as exc:
+            flash(request, exc.summary, "error")
+            return Redirect(f"/ideas/{idea_id}", status_code=303)
+        if outcome.voted:
+            flash(
+                request,
+                _("Thank you: your vote supports this idea. Your draft is kept in your notifications."),
+            )
+        else:
+            flash(request, _("%(reason)s You now follow this idea instead, and your draft is kept in your "
+                             "notifications.", reason=outcome.reason), "error")  # fmt: skip
+        return Redirect(f"/ideas/{idea_id}", status_code=303)
+
+    @post("/join-request", name="join_request")
+    async def join_request(self, request: Request[Any, Any, Any], db_session: DbSession,
+                           idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
+        user = signed_in_user(request)
+        idea, _challenge, _access = await idea_or_404(request, db_session, idea_id)
+        values = await form_values(request, "title", "body")
+        try:
+            await request_to_join(db_session, idea, user, Draft(values["title"], values["body"]),
+                                  request.app.state.notifier)  # fmt: skip
+        except (ValidationFailed, Conflict) as exc:
+            flash(request, exc.summary if isinstance(exc, ValidationFailed) else exc.message, "error")
+        else:
+            flash(request, _("Your request was sent to the author. You will be notified of the answer."))
+        return Redirect(f"/ideas/{idea_id}", status_code=303)
+
+    @post("/join-requests/{requester_id:int}", name="answer_join_request")
+    async def answer_join(self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int],
+                          requester_id: FromPath[int]) -> Response[Any]:  # fmt: skip
+        user = signed_in_user(request)
+        idea, _challenge, _access = await idea_or_404(request, db_session, idea_id)
+        accept = (await form_values(request, "action"))["action"] == "accept"
+        try:
+            await answer_join_request(
+                db_session, idea, user, requester_id, accept, request.app.state.notifier
+            )
+        except LookupError:
+            raise NotFoundException() from None
+        flash(request, _("They are now a co-author.") if accept else _("The request was declined."))
+        return Redirect(f"/ideas/{idea_id}#coauthors", status_code=303)
+
     @get("/edit")
     async def edit_form(self, request: Request[Any, Any, Any], db_session: DbSession,
                         idea_id: FromPath[int]) -> Response[Any]:  # fmt: skip
@@ -268,7 +361,14 @@ class IdeaController(Controller):
         values: dict[str, Any] = {k: str(form.get(k, "")) for k in ("title", "body", "language")}
         values["tags"] = [t for t in form.getall("tags", []) if isinstance(t, str)]
         try:
-            await edit_idea(db_session, idea, user, form_input(values), _now(request))
+            await edit_idea(
+                db_session,
+                idea,
+                user,
+                form_input(values),
+                _now(request),
+                similarity=request.app.state.similarity,
+            )
         except ValidationFailed as exc:  # raised before anything changed
             return render(request, "ideas/form.html", {"challenge": challenge, "values": values, "errors": exc.errors,
                                                        "message": None, "idea": idea,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,23 +49,39 @@ def _is_postgres(session: AsyncSession) -> bool:
 
 
 @asynccontextmanager
-async def _serialised(session: AsyncSession, user_id: int) -> AsyncIterator[None]:
-    """One vote change at a time per user. On SQLite (one process) the lock is taken before the
-    transaction's first read, whose snapshot would otherwise be stale; PostgreSQL locks in ``_lock``."""
+async def serialised(session: AsyncSession, user_ids: Iterable[int]) -> AsyncIterator[None]:
+    """One vote change at a time per user. On SQLite (one process) the locks are taken before the
+    transaction's first read, whose snapshot would otherwise be stale; PostgreSQL locks in ``lock_voters``.
+    Several users (a merge moves many votes) are locked in ascending order, so holders never deadlock."""
     if _is_postgres(session):
         yield
         return
-    async with _sqlite_locks[user_id]:
+    async with AsyncExitStack() as held:
+        for user_id in sorted(set(user_ids)):
+            await held.enter_async_context(_sqlite_locks[user_id])
         try:
             yield
         finally:
             await session.rollback()  # end any transaction before the next holder reads
 
 
+def _serialised(session: AsyncSession, user_id: int) -> AbstractAsyncContextManager[None]:
+    return serialised(session, (user_id,))
+
+
+async def lock_voters(session: AsyncSession, challenge_id: int, user_ids: Iterable[int]) -> None:
+    """PostgreSQL: serialise these users' vote changes in one challenge until this transaction ends
+    (ascending order, the same for every caller)."""
+    if _is_postgres(session):
+        for user_id in sorted(set(user_ids)):
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": challenge_id, "b": user_id}
+            )
+
+
 async def _lock(session: AsyncSession, challenge_id: int, user_id: int) -> None:
     """PostgreSQL: serialise one user's vote changes in one challenge until this transaction ends."""
-    if _is_postgres(session):
-        await session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": challenge_id, "b": user_id})
+    await lock_voters(session, challenge_id, (user_id,))
 
 
 async def _used(session: AsyncSession, challenge_id: int, user_id: int) -> int:
@@ -151,12 +167,17 @@ async def cast_vote(
                     created_at=now,
                 )
             )
+            # Only while still published: a merge or a hide that committed meanwhile wins (on
+            # PostgreSQL this UPDATE waits for it and then finds no published row).
             counted = await session.scalar(
                 update(Idea)
-                .where(Idea.id == idea_id)
+                .where(Idea.id == idea_id, Idea.status == IdeaStatus.PUBLISHED)
                 .values(vote_count=Idea.vote_count + 1)
                 .returning(Idea.vote_count)
             )
+            if counted is None:
+                await session.rollback()
+                raise Conflict(_("This idea is no longer open for votes."))
             used += 1
             try:
                 await session.commit()

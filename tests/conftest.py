@@ -34,6 +34,7 @@ from ideaforge.clock import FixedClock
 from ideaforge.db import Database
 from ideaforge.db.migrate import upgrade
 from ideaforge.settings import Settings
+from ml.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
 from tests.services import AVAILABLE, IN_CI, PG_ADMIN_URL, REDIS_URL
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -201,13 +202,19 @@ def received(smtp_server: tuple[int, list[email.message.Message]]) -> list[email
 
 
 @pytest.fixture
-def app(request: pytest.FixtureRequest, backend: Backend, clock: FixedClock) -> Litestar:
+def app(request: pytest.FixtureRequest, backend: Backend, clock: FixedClock, embedder: Embedder) -> Litestar:
     """The app under test; in tests marked ``smtp`` it sends its mail to the ``smtp_server``."""
     settings = backend.settings
     if request.node.get_closest_marker("smtp"):
         port, _received = request.getfixturevalue("smtp_server")
         settings = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
-    return create_app(settings, clock=clock)
+    return create_app(settings, clock=clock, embedder=embedder)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real embedding model, loaded once for the whole run."""
+    return SentenceTransformerEmbedder(DEFAULT_MODEL)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def settings(backend):
     return backend.settings
 
 
-async def test_user_create_reads_the_password_from_stdin(settings):
+async def test_user_create_reads_the_password_from_stdin(settings, embedder):
     done = run(
         ["user", "create", "--email", "Ops@Example.org", "--name", "Ops", "--password-stdin", "--superuser"],
         settings,
@@ -42,7 +42,7 @@ async def test_user_create_reads_the_password_from_stdin(settings):
     assert done.returncode == 0, done.stderr
     assert "created user" in done.stdout
     assert "a long and unusual passphrase" not in done.stdout + done.stderr
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with AsyncTestClient(create_app(settings, embedder=embedder)) as client:
         assert (await login(client, "ops@example.org", "a long and unusual passphrase")).status_code == 303
         me = await client.post(
             "/api/v1/tokens", json={"email": "ops@example.org", "password": "a long and unusual passphrase"}
@@ -63,13 +63,13 @@ async def test_user_create_explains_a_weak_password(settings):
     assert "password: This password is too common" in done.stderr
 
 
-async def test_demo_load_is_idempotent_and_lets_demo_users_in(settings):
+async def test_demo_load_is_idempotent_and_lets_demo_users_in(settings, embedder):
     first = run(["demo", "load"], settings)
     assert first.returncode == 0, first.stderr
     assert "demo data loaded" in first.stdout
     second = run(["demo", "load"], settings)
     assert "demo data already present" in second.stdout
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with AsyncTestClient(create_app(settings, embedder=embedder)) as client:
         directory = (await client.get("/organisations/")).text
         assert f"{len(ORGANISATIONS)} organisations" in directory
         for country in ("France", "Canada", "Spain", "Germany"):

@@ -87,9 +87,11 @@ async def test_directory_paginates(client):
 
 
 @pytest.mark.smtp
-async def test_an_invitation_is_emailed_and_accepted(backend, smtp_server):
+async def test_an_invitation_is_emailed_and_accepted(backend, smtp_server, embedder):
     port, received = smtp_server
-    app = create_app(backend.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"}))
+    app = create_app(
+        backend.settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"}), embedder=embedder
+    )
     async with AsyncTestClient(app, base_url="http://testserver.local") as client:
         await register(client)
         await create_org(client)

@@ -21,14 +21,14 @@ async def test_health_and_readiness(client):
     assert ready.json()["checks"]["database"] == "ok"
 
 
-async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
+async def test_readiness_fails_when_the_database_is_unreachable(tmp_path, embedder):
     settings = Settings(
         env="test",
         data_dir=tmp_path,
         secret_key="s" * 40,
         database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none",
     )
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with AsyncTestClient(create_app(settings, embedder=embedder)) as client:
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
@@ -36,9 +36,9 @@ async def test_readiness_fails_when_the_database_is_unreachable(tmp_path):
 
 
 @pytest.mark.redis
-async def test_readiness_fails_when_redis_is_unreachable(sqlite_backend):
+async def test_readiness_fails_when_redis_is_unreachable(sqlite_backend, embedder):
     settings = sqlite_backend.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with AsyncTestClient(create_app(settings, embedder=embedder)) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"] == {"database": "ok", "redis": "unreachable"}
@@ -58,9 +58,11 @@ async def test_pages_carry_security_headers_and_load_htmx(client):
     assert "htmx" in htmx.text[:200]
 
 
-async def test_production_uses_hsts_and_host_prefixed_secure_cookies(sqlite_backend):
+async def test_production_uses_hsts_and_host_prefixed_secure_cookies(sqlite_backend, embedder):
     settings = sqlite_backend.settings.model_copy(update={"env": "production"})
-    async with AsyncTestClient(create_app(settings), base_url="https://testserver.local") as client:
+    async with AsyncTestClient(
+        create_app(settings, embedder=embedder), base_url="https://testserver.local"
+    ) as client:
         response = await client.get("/")
         assert response.headers["strict-transport-security"].startswith("max-age=")
         csrf_cookie = response.headers["set-cookie"]
@@ -107,9 +109,9 @@ def test_settings_come_from_ideaforge_environment_variables(monkeypatch, tmp_pat
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path / 'ideaforge.sqlite3'}"
 
 
-async def test_default_locale_applies_when_the_browser_says_nothing(sqlite_backend):
+async def test_default_locale_applies_when_the_browser_says_nothing(sqlite_backend, embedder):
     settings = sqlite_backend.settings.model_copy(update={"default_locale": "fr"})
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with AsyncTestClient(create_app(settings, embedder=embedder)) as client:
         assert '<html lang="fr">' in (await client.get("/")).text
 
 
@@ -124,7 +126,7 @@ def test_migrations_go_down_and_up_again(tmp_path):
     upgrade(url)
 
 
-async def test_an_unexpected_error_is_a_friendly_page_and_a_bodyless_log(sqlite_backend, capfd):
+async def test_an_unexpected_error_is_a_friendly_page_and_a_bodyless_log(sqlite_backend, capfd, embedder):
     from litestar import post
     from litestar.params import JSONBody
 
@@ -132,7 +134,7 @@ async def test_an_unexpected_error_is_a_friendly_page_and_a_bodyless_log(sqlite_
     async def boom(data: JSONBody[dict[str, str]]) -> None:
         raise RuntimeError("kaboom")
 
-    app = create_app(sqlite_backend.settings)
+    app = create_app(sqlite_backend.settings, embedder=embedder)
     app.register(boom)
     async with AsyncTestClient(app) as client:
         await client.get("/")

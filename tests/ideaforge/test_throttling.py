@@ -27,8 +27,10 @@ async def test_unknown_emails_are_throttled_like_real_ones(client):
 
 
 @pytest.fixture
-def strict_ip_app(backend):
-    return create_app(backend.settings.model_copy(update={"login_attempts_per_ip": "3/15 minutes"}))
+def strict_ip_app(backend, embedder):
+    return create_app(
+        backend.settings.model_copy(update={"login_attempts_per_ip": "3/15 minutes"}), embedder=embedder
+    )
 
 
 async def test_one_address_trying_many_accounts_is_throttled(strict_ip_app):

@@ -28,6 +28,7 @@ from ideaforge.organisations.models import Role as OrgRole
 from ideaforge.ratelimit import ActionLimits
 from ideas.models import Comment, Idea, IdeaStatus, Report, ReportStatus, Vote, VoteFlag
 from ideas.services import add_comment
+from ml.embedding import Embedder
 from tests.challenge_helpers import DAY, add_member, make_challenge, make_organisation
 from tests.conftest import Backend
 from tests.helpers import STRONG_PASSWORD, Registration, csrf_token, login, logout, post_form, register, shown
@@ -532,15 +533,23 @@ async def test_two_accounts_voting_from_one_browser_raise_no_flag(client, db, cl
 
 # --- 6. rate limits ---------------------------------------------------------------------------------
 
-SMALL_LIMITS = {"submit": "2/hour", "vote": "3/minute", "comment": "2/minute", "report": "2/hour"}
+SMALL_LIMITS = {
+    "submit": "2/hour",
+    "vote": "3/minute",
+    "comment": "2/minute",
+    "report": "2/hour",
+    "similar": "2/minute",
+}
 TOO_OFTEN = "You are doing this too often. Try again in %(seconds)s seconds."
 
 
 @pytest.fixture
-async def limited(backend: Backend, clock: FixedClock) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def limited(
+    backend: Backend, clock: FixedClock, embedder: Embedder
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """The app with small action limits (on Redis with the production stores)."""
     settings = backend.settings
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, embedder=embedder)
     app.state.action_limits = ActionLimits(
         make_storage(settings.redis_url, settings.redis_prefix), SMALL_LIMITS
     )
@@ -575,6 +584,16 @@ async def test_the_third_comment_within_a_minute_is_refused_in_the_users_languag
     assert 1 <= int(found.group(1)) <= 60
     assert await comment_count(db) == 2
     assert fr(TOO_OFTEN) != TOO_OFTEN, "the French catalogue has no translation of the rate-limit message"
+
+
+async def test_anonymous_visitors_are_limited_on_the_similar_ideas_panel_and_api(limited, db, clock):
+    scene = await arrange(db, clock.now())
+    url = f"/api/v1/challenges/{scene.idea.challenge_id}/similar"
+    for _ in range(2):
+        assert (await limited.post(url, json={"text": "share unsold bread"})).status_code == 200
+    refused = await limited.post(url, json={"text": "share unsold bread"})
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
 async def test_the_api_answers_a_429_problem_with_retry_after(limited, db, clock):
