@@ -190,7 +190,9 @@ def create_app(
         try:
             model = embedder.model_name if embedder is not None else settings.embedding_model
             scorer = load_scorer(model, settings.dedup_scorer)
-            loaded = embedder or await asyncio.to_thread(load_embedder, settings.embedding_model)
+            loaded = embedder or await asyncio.to_thread(
+                load_embedder, settings.embedding_model, settings.embedding_precision
+            )
         except SimilarityUnavailable as exc:
             structlog.get_logger("ideaforge.startup").error("cannot start", reason=str(exc))
             raise
@@ -313,7 +315,7 @@ async def _embedder_for(settings: Settings, embedder: Embedder | None) -> Embedd
     if embedder is not None:
         return embedder
     try:
-        return await asyncio.to_thread(load_embedder, settings.embedding_model)
+        return await asyncio.to_thread(load_embedder, settings.embedding_model, settings.embedding_precision)
     except SimilarityUnavailable as exc:
         raise SettingUnusable(str(exc)) from exc
 

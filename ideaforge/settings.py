@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", repr=False)
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     """Any sentence-transformers model name or local path; the default is the offline MiniLM package."""
+    embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """bf16 where the CPU runs it natively (same STS-B quality, about twice as fast), else fp32."""
     dedup_scorer: Path | None = None
     """The duplicate scorer fitted for that model (JSON from `ideaforge dedup fit`); default: the one shipped."""
     base_url: str = "http://127.0.0.1:8000"

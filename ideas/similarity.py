@@ -31,8 +31,8 @@ from ideaforge.jobs import JobQueue
 from ideas.models import DuplicatePair, Idea, IdeaStatus, StoredVector
 from ml.batching import MicroBatcher
 from ml.dedup import DuplicateScorer, Verdict, default_scorer_path, is_meaningful, slug
-from ml.embedding import Embedder, ModelUnavailable, SentenceTransformerEmbedder
-from ml.index import IndexSet, SnapshotUnusable
+from ml.embedding import Embedder, ModelUnavailable, Precision, SentenceTransformerEmbedder
+from ml.index import IndexSet, SnapshotUnusable, limit_threads
 
 log = structlog.get_logger(__name__)
 
@@ -79,9 +79,9 @@ class Suggestion:
         return "duplicate" if self.verdict.duplicate else "related"
 
 
-def load_embedder(model: str) -> Embedder:
+def load_embedder(model: str, precision: Precision = "fp32") -> Embedder:
     try:
-        return SentenceTransformerEmbedder(model)
+        return SentenceTransformerEmbedder(model, precision=precision)
     except ModelUnavailable as exc:
         raise SimilarityUnavailable(
             f"IDEAFORGE_EMBEDDING_MODEL={model!r} cannot be loaded ({exc}). Name a sentence-transformers "
@@ -119,6 +119,7 @@ class Similarity:
         self.snapshot_dir = data_dir / "index" / slug(embedder.model_name)
         self.index = IndexSet(embedder.model_name, embedder.dimension)
         self._dirty = False
+        limit_threads(1)  # one FAISS thread: searches are small and the cores are torch's
 
     @property
     def model(self) -> str:
@@ -230,7 +231,7 @@ class Similarity:
             for key, value in values.items():
                 setattr(row, key, value)
         await session.commit()
-        self.index.partition(partition).add([object_id], vector[None, :])
+        await asyncio.to_thread(self.index.partition(partition).add, [object_id], vector[None, :])
         self._dirty = True
         return vector
 
@@ -248,7 +249,9 @@ class Similarity:
                               vector: np.ndarray) -> int:  # fmt: skip
         """Record a pair for moderators for every older idea the scorer calls the same; never one that
         was already recorded (in any state: a "not duplicates" decision is final)."""
-        hits = self.index.partition(idea_partition(challenge_id)).search(vector, CANDIDATES)
+        hits = await asyncio.to_thread(
+            self.index.partition(idea_partition(challenge_id)).search, vector, CANDIDATES
+        )
         older = [h for h in hits if h.id < idea_id]
         if not older:
             return 0
@@ -278,7 +281,7 @@ class Similarity:
         await session.execute(
             delete(StoredVector).where(StoredVector.kind == "idea", StoredVector.object_id == idea_id)
         )
-        self.index.partition(idea_partition(challenge_id)).remove([idea_id])
+        await asyncio.to_thread(self.index.partition(idea_partition(challenge_id)).remove, [idea_id])
         self._dirty = True
 
     # --- reading -----------------------------------------------------------------------------------
@@ -294,7 +297,11 @@ class Similarity:
             return []
         vector = await self.batcher.encode_one(text)
         return await self._judged(
-            session, part.search(vector, CANDIDATES + len(exclude)), text, exclude, limit
+            session,
+            await asyncio.to_thread(part.search, vector, CANDIDATES + len(exclude)),
+            text,
+            exclude,
+            limit,
         )
 
     async def similar_to_idea(
@@ -303,8 +310,8 @@ class Similarity:
         part = self.index.get(idea_partition(idea.challenge_id))
         if part is None or idea.id not in part:
             return []
-        vector = part.vectors([idea.id])[0]
-        hits = part.search(vector, CANDIDATES + 1)
+        vector = (await asyncio.to_thread(part.vectors, [idea.id]))[0]
+        hits = await asyncio.to_thread(part.search, vector, CANDIDATES + 1)
         return await self._judged(session, hits, idea_text(idea.title, idea.body), [idea.id], limit)
 
     async def _judged(self, session: AsyncSession, hits: Sequence[object], text: str, exclude: Sequence[int],
@@ -329,7 +336,7 @@ class Similarity:
         if not query.strip() or part is None or not len(part):
             return []
         vector = await self.batcher.encode_one(query)
-        return [h.id for h in part.search(vector, limit)]
+        return [h.id for h in await asyncio.to_thread(part.search, vector, limit)]
 
     async def search_challenges(self, session: AsyncSession, query: str, candidates: Sequence[Challenge],
                                 limit: int = 50, floor: float = 0.2) -> list[int]:  # fmt: skip
@@ -340,7 +347,7 @@ class Similarity:
         part = self.index.partition(DIRECTORY)
         vector = await self.batcher.encode_one(query)
         wanted = {c.id for c in candidates}
-        hits = part.search(vector, len(part))
+        hits = await asyncio.to_thread(part.search, vector, len(part))
         return [h.id for h in hits if h.id in wanted and h.score >= floor][:limit]
 
     async def _embed_challenges(self, session: AsyncSession, challenges: Sequence[Challenge]) -> None:

