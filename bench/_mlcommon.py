@@ -17,7 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in site-packages; never reach for a hub
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared beside the repository
 DEDUP_DEV = DATA / "dedup_dev.jsonl"
 STS_TEST = DATA / "stsbenchmark" / "sts-test.csv"
 

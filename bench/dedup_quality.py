@@ -1,6 +1,11 @@
 """Duplicate detection quality on the labelled dev pairs (issue 5), side by side.
 
-    .venv/bin/python bench/dedup_quality.py [--data /work/shared/data/dedup_dev.jsonl] [--folds 5 --repeats 5]
+    .venv/bin/python bench/dedup_quality.py [--data ../shared/data/dedup_dev.jsonl] [--folds 5 --repeats 5]
+        [--precision auto]
+
+Embeddings come from ``SentenceTransformerEmbedder(--model, precision=--precision)``; the default
+``auto`` is the app's default setting (bf16 where the CPU runs it natively). The shipped scorer was
+fitted on fp32 cosines; ``--precision fp32`` reproduces that.
 
 Scorers, each judged on precision / recall / F1 of the duplicate class, overall and per language:
 
@@ -42,7 +47,7 @@ from _mlcommon import (
 
 from ml import dedup, trigram
 from ml.dedup import Pair, best_threshold, scores
-from ml.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
+from ml.embedding import DEFAULT_MODEL, PRECISIONS, SentenceTransformerEmbedder
 from ml.evaluation import RETRIEVAL_K, pair_cosines, retrieval_recall
 
 TRIGRAM_THRESHOLD = 0.25  # Decidim's similarity threshold for "similar proposals"
@@ -135,6 +140,8 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="embedder precision (the app's default setting: auto)")  # fmt: skip
     args = parser.parse_args()
 
     started = now()
@@ -149,7 +156,8 @@ def main() -> int:
     }
     pairs = dedup.read_pairs(args.data)
     log(f"{len(pairs)} pairs; loading {args.model}")
-    embedder = SentenceTransformerEmbedder(args.model)
+    embedder = SentenceTransformerEmbedder(args.model, precision=args.precision)
+    results["precision"] = f"{args.precision} (resolves to {embedder.precision} here)"
     t0 = time.perf_counter()
     cosines = pair_cosines(embedder, pairs)
     results["embed_seconds"] = round(time.perf_counter() - t0, 2)
@@ -219,7 +227,7 @@ def main() -> int:
     groups = ["all", "en", "fr", "en-fr"]
     print()
     print(f"Duplicate detection quality, {results['started_at']} ({results['command']})")
-    print(machine_line(results["machine"]))
+    print(machine_line(results["machine"]) + f"; embedder precision {results['precision']}")
     counts = {g: rows["ours, cross-validated"][g]["pairs"] for g in groups}
     print(f"data: {args.data}: {len(pairs)} pairs ({', '.join(f'{g} {n}' for g, n in counts.items())})")
     print(f"trigram rule: {TITLE_DEFINITION}")

@@ -1,30 +1,38 @@
-"""Embedding throughput under concurrent requests (issue 5): our MicroBatcher against the naive way.
+"""Embedding throughput under concurrent requests (issue 5): the app's embedding service against the naive way.
 
-    .venv/bin/python bench/embed_throughput.py [--concurrency 32] [--seconds 10] [--rounds 2] [--single 60] [--bf16]
+    .venv/bin/python bench/embed_throughput.py [--concurrency 32] [--seconds 10] [--rounds 2] [--single 60]
+        [--precision auto] [--tune]
 
-- **batcher**: ``ml.batching.MicroBatcher`` over ``ml.embedding.SentenceTransformerEmbedder`` (the default
-  model, fp32); each request is ``await batcher.encode_one(text)``.
-- **naive**: each request is ``await asyncio.to_thread(model.encode, [text])`` on a plain
+- **app**: what ``ideas.similarity.Similarity`` runs: ``ml.batching.MicroBatcher`` (its defaults unless
+  ``--max-batch``/``--max-wait``) over ``ml.embedding.SentenceTransformerEmbedder(DEFAULT_MODEL,
+  precision=--precision)``; the app's default setting ``IDEAFORGE_EMBEDDING_PRECISION=auto`` is bf16
+  where the CPU runs it natively (torch.autocast bf16, vectors renormalised in float32), else fp32.
+  Each request is ``await batcher.encode_one(text)``.
+- **naive** (the baseline): each request is ``await asyncio.to_thread(model.encode, [text])`` on a plain
   sentence-transformers ``SentenceTransformer`` of the same weights (fp32, no batching, asyncio's
   default thread pool).
-- with ``--bf16``, a third way, **batcher+bf16**: the same MicroBatcher over the same model called under
-  ``torch.autocast("cpu", dtype=torch.bfloat16)`` (quality checked by bench/sts_check.py). Measured
-  only: the app does not use it.
+- **batcher fp32** (reference): the same MicroBatcher over the embedder in fp32, i.e. the app before
+  the precision setting, to separate what batching gives from what bf16 gives.
 
 ``--concurrency`` asyncio tasks each send one text, wait for its vector, then send the next, for
-``--seconds``. Texts are the dev file's idea texts (short, idea-like), the same sequence for both ways.
-Both run in the same process, alternately (batcher, naive, batcher, naive... ``--rounds`` times each),
-after a warm-up of each. Then single-request latency: one requester, ``--single`` requests each,
-alternating batcher and naive request by request.
+``--seconds``. Texts are the dev file's idea texts (short, idea-like), the same sequence for every way.
+All ways run in the same process, alternately (app, naive, batcher fp32, app, ... ``--rounds`` times
+each), after a warm-up of each. Then single-request latency: one requester, ``--single`` requests
+each, alternating way by way.
+
+``--tune`` then tries MicroBatcher settings over the app's embedder: ``max_batch`` in ``--tune-batch``
+(at the default ``max_wait``) and ``max_wait`` in ``--tune-wait`` (at the default ``max_batch``), in
+alternating rounds of ``--tune-seconds`` under the same load, plus a lone requester's latency.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -43,33 +51,16 @@ from _mlcommon import (
 
 from ml import dedup
 from ml.batching import MicroBatcher
-from ml.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder, resolve_model
+from ml.embedding import DEFAULT_MODEL, PRECISIONS, SentenceTransformerEmbedder, resolve_model
 
 TARGET_RATIO = 3.0
+BATCHER_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(MicroBatcher.__init__).parameters.items()
+    if name in ("max_batch", "max_wait")
+}
 
 Encode = Callable[[str], Awaitable[Any]]
-
-
-class Bf16Embedder:
-    """The same sentence-transformers model under ``torch.autocast`` bfloat16 (bench/sts_check.py checks its
-    quality). Measured here only; the app does not use it."""
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-        self.model_name = f"{DEFAULT_MODEL} (bf16 autocast)"
-        self.dimension = int(model.get_embedding_dimension())
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out = self._model.encode(
-                list(texts), batch_size=64, convert_to_tensor=True, show_progress_bar=False
-            )
-        vectors = out.float().cpu().numpy()
-        return np.ascontiguousarray(
-            vectors / np.linalg.norm(vectors, axis=1, keepdims=True), dtype=np.float32
-        )
 
 
 async def load_phase(encode: Encode, texts: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
@@ -102,32 +93,58 @@ async def load_phase(encode: Encode, texts: list[str], concurrency: int, seconds
     }
 
 
+def batcher_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "max_batch": args.max_batch if args.max_batch is not None else BATCHER_DEFAULTS["max_batch"],
+        "max_wait": args.max_wait if args.max_wait is not None else BATCHER_DEFAULTS["max_wait"],
+    }
+
+
+async def single_latency(ways: dict[str, Encode], texts: list[str], count: int) -> dict[str, list[float]]:
+    """One requester, ``count`` requests per way, alternating way by way."""
+    single: dict[str, list[float]] = {name: [] for name in ways}
+    for encode in ways.values():  # warm the lone path too
+        for text in texts[:5]:
+            await encode(text)
+    names = list(ways)
+    for i in range(count * len(names)):
+        name = names[i % len(names)]
+        text = texts[(i // len(names)) % len(texts)]
+        t0 = time.perf_counter()
+        await ways[name](text)
+        single[name].append((time.perf_counter() - t0) * 1000)
+    return single
+
+
 async def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
-    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL)
-    batcher = MicroBatcher(embedder, max_batch=args.max_batch, max_wait=args.max_wait)
+    options = batcher_options(args)
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, precision=args.precision)
+    fp32_embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, precision="fp32")
+    app_batcher = MicroBatcher(embedder, **options)
+    fp32_batcher = MicroBatcher(fp32_embedder, **options)
+    batchers = {"app": app_batcher, "batcher fp32": fp32_batcher}
     plain = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
-
-    async def batched(text: str) -> Any:
-        return await batcher.encode_one(text)
 
     async def naive(text: str) -> Any:
         return await asyncio.to_thread(plain.encode, [text])
 
-    ways: dict[str, Encode] = {"batcher": batched, "naive": naive}
-    if args.bf16:
-        bf16_batcher = MicroBatcher(Bf16Embedder(plain), max_batch=args.max_batch, max_wait=args.max_wait)
-
-        async def batched_bf16(text: str) -> Any:
-            return await bf16_batcher.encode_one(text)
-
-        ways["batcher+bf16"] = batched_bf16
-    # Same vectors from both ways (a sanity check that they compute the same thing).
-    a = await batched(texts[0])
+    ways: dict[str, Encode] = {
+        "app": app_batcher.encode_one,
+        "naive": naive,
+        "batcher fp32": fp32_batcher.encode_one,
+    }
+    # Same vectors from every way (a sanity check that they compute the same thing).
+    a = await app_batcher.encode_one(texts[0])
     b = (await naive(texts[0]))[0]
-    agreement = float(np.dot(a, b / np.linalg.norm(b)))
-    log(f"cosine between the two ways' vectors for one text: {agreement:.6f}")
+    c = await fp32_batcher.encode_one(texts[0])
+    agreement = {
+        "app_vs_naive": round(float(np.dot(a, b / np.linalg.norm(b))), 6),
+        "batcher_fp32_vs_naive": round(float(np.dot(c, b / np.linalg.norm(b))), 6),
+    }
+    log(f"app embedder precision: {args.precision} -> {embedder.precision}; MicroBatcher {options}")
+    log(f"cosine between the ways' vectors for one text: {agreement}")
 
     for name, encode in ways.items():
         log(f"warm-up {name} ({args.warmup}s)")
@@ -135,7 +152,8 @@ async def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     for number in range(args.rounds):
         for name, encode in ways.items():
-            before = (batcher.stats.batches, batcher.stats.texts)
+            batcher = batchers.get(name)
+            before = (batcher.stats.batches, batcher.stats.texts) if batcher else (0, 0)
             with CpuWindow() as cpu:
                 result = await load_phase(encode, texts, args.concurrency, args.seconds)
             result |= {"way": name, "round": number + 1, "cpu": cpu.report()}
@@ -144,27 +162,16 @@ async def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
             result["requests_per_cpu_s"] = round(
                 result["requests_per_s"] / max(cpu.this_process / 100, 0.01), 1
             )
-            if name == "batcher":
+            if batcher:
                 batches, sent = batcher.stats.batches - before[0], batcher.stats.texts - before[1]
                 result["mean_batch"] = round(sent / batches, 1) if batches else 0.0
             rounds.append(result)
             log(f"round {number + 1} {name}: {result}")
 
     log(f"single requester, {args.single} requests per way, alternating")
-    single: dict[str, list[float]] = {name: [] for name in ways}
-    for encode in ways.values():  # warm the lone path too
-        for text in texts[:5]:
-            await encode(text)
-    names = list(ways)
-    for i in range(args.single * len(names)):
-        name = names[i % len(names)]
-        text = texts[(i // len(names)) % len(texts)]
-        t0 = time.perf_counter()
-        await ways[name](text)
-        single[name].append((time.perf_counter() - t0) * 1000)
-    await batcher.close()
-    if args.bf16:
-        await bf16_batcher.close()
+    single = await single_latency(ways, texts, args.single)
+    for batcher in batchers.values():
+        await batcher.close()
 
     summary: dict[str, Any] = {}
     for name in ways:
@@ -176,23 +183,85 @@ async def run(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
             "requests_per_s_by_round": [r["requests_per_s"] for r in mine],
             "p50_ms_by_round": [r["p50_ms"] for r in mine],
             "p95_ms_by_round": [r["p95_ms"] for r in mine],
+            "requests_per_cpu_s": round(float(np.mean([r["requests_per_cpu_s"] for r in mine])), 1),
             "single_p50_ms": round(percentile(single[name], 50), 2),
             "single_p95_ms": round(percentile(single[name], 95), 2),
         }
-    return {
+    naive_s = summary["naive"]
+    ratios = {
+        name: {
+            "requests_per_s": round(summary[name]["requests_per_s"] / naive_s["requests_per_s"], 2),
+            "by_round": [
+                round(x / y, 2)
+                for x, y in zip(
+                    summary[name]["requests_per_s_by_round"], naive_s["requests_per_s_by_round"], strict=True
+                )
+            ],
+            "requests_per_cpu_s": round(
+                summary[name]["requests_per_cpu_s"] / naive_s["requests_per_cpu_s"], 2
+            ),
+            "single_p50": round(summary[name]["single_p50_ms"] / naive_s["single_p50_ms"], 2),
+        }
+        for name in ("app", "batcher fp32")
+    }
+    out: dict[str, Any] = {
+        "app_precision": f"{args.precision} (resolves to {embedder.precision} here)",
+        "batcher_options": options,
         "agreement_cosine": agreement,
         "rounds": rounds,
         "summary": summary,
-        "ratio_requests_per_s": round(summary["batcher"]["requests_per_s"] / summary["naive"]["requests_per_s"], 2),
-        "ratio_by_round": [
-            round(x / y, 2)
-            for x, y in zip(
-                summary["batcher"]["requests_per_s_by_round"], summary["naive"]["requests_per_s_by_round"], strict=True
-            )
-        ],
-        "single_ratio_p50": round(summary["batcher"]["single_p50_ms"] / summary["naive"]["single_p50_ms"], 2),
-    } | ({"ratio_bf16_requests_per_s": round(summary["batcher+bf16"]["requests_per_s"]
-                                              / summary["naive"]["requests_per_s"], 2)} if args.bf16 else {})  # fmt: skip
+        "ratio_vs_naive": ratios,
+    }
+    if args.tune:
+        out["tune"] = await tune(args, embedder, texts)
+    return out
+
+
+async def tune(
+    args: argparse.Namespace, embedder: SentenceTransformerEmbedder, texts: list[str]
+) -> dict[str, Any]:
+    """MicroBatcher settings over the app's embedder, alternating rounds under the same load."""
+    configs: dict[str, dict[str, Any]] = {}
+    for size in (int(x) for x in args.tune_batch.split(",") if x):
+        configs[f"max_batch={size}, max_wait={BATCHER_DEFAULTS['max_wait'] * 1000:g}ms"] = {
+            "max_batch": size, "max_wait": BATCHER_DEFAULTS["max_wait"]}  # fmt: skip
+    for wait in (float(x) for x in args.tune_wait.split(",") if x):
+        configs[f"max_batch={BATCHER_DEFAULTS['max_batch']}, max_wait={wait * 1000:g}ms"] = {
+            "max_batch": BATCHER_DEFAULTS["max_batch"], "max_wait": wait}  # fmt: skip
+    batchers = {name: MicroBatcher(embedder, **options) for name, options in configs.items()}
+    ways: dict[str, Encode] = {name: b.encode_one for name, b in batchers.items()}
+    log(f"tuning {len(configs)} MicroBatcher settings: {list(configs)}")
+    for encode in ways.values():
+        await load_phase(encode, texts, args.concurrency, 1.0)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in ways}
+    for number in range(args.tune_rounds):
+        order = list(ways) if number % 2 == 0 else list(reversed(ways))
+        for name in order:
+            stats = batchers[name].stats
+            before = (stats.batches, stats.texts)
+            with CpuWindow() as cpu:
+                result = await load_phase(ways[name], texts, args.concurrency, args.tune_seconds)
+            batches, sent = stats.batches - before[0], stats.texts - before[1]
+            result |= {"round": number + 1, "mean_batch": round(sent / batches, 1) if batches else 0.0,
+                       "others_cpu_pct": cpu.other_processes}  # fmt: skip
+            rows[name].append(result)
+            log(f"tune round {number + 1} {name}: {result}")
+    single = await single_latency(ways, texts, args.tune_single)
+    for batcher in batchers.values():
+        await batcher.close()
+    return {
+        name: {
+            "options": configs[name],
+            "requests_per_s": round(sum(r["requests"] for r in rs) / sum(r["seconds"] for r in rs), 1),
+            "requests_per_s_by_round": [r["requests_per_s"] for r in rs],
+            "p95_ms_by_round": [r["p95_ms"] for r in rs],
+            "mean_batch_by_round": [r["mean_batch"] for r in rs],
+            "others_cpu_pct_by_round": [r["others_cpu_pct"] for r in rs],
+            "single_p50_ms": round(percentile(single[name], 50), 2),
+            "single_p95_ms": round(percentile(single[name], 95), 2),
+        }
+        for name, rs in rows.items()
+    }
 
 
 def main() -> int:
@@ -204,10 +273,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds per way (run alternately)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per way")
     parser.add_argument("--single", type=int, default=60, help="lone requests per way")
-    parser.add_argument("--bf16", action="store_true",
-                        help="also run a third way: the MicroBatcher over the model under bf16 autocast")  # fmt: skip
-    parser.add_argument("--max-batch", type=int, default=64, help="MicroBatcher max_batch")
-    parser.add_argument("--max-wait", type=float, default=0.002, help="MicroBatcher max_wait (s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the app's embedder precision (its default setting: auto)")  # fmt: skip
+    parser.add_argument("--max-batch", type=int, help="MicroBatcher max_batch (default: the library's)")
+    parser.add_argument("--max-wait", type=float, help="MicroBatcher max_wait in s (default: the library's)")
+    parser.add_argument("--tune", action="store_true", help="also try other MicroBatcher settings")
+    parser.add_argument("--tune-batch", default="16,32,64,128", help="max_batch values to try")
+    parser.add_argument("--tune-wait", default="0.001,0.002,0.005", help="max_wait values to try (s)")
+    parser.add_argument("--tune-rounds", type=int, default=2, help="rounds per setting, alternating")
+    parser.add_argument("--tune-seconds", type=float, default=5.0, help="length of each tuning round")
+    parser.add_argument("--tune-single", type=int, default=20, help="lone requests per setting")
     args = parser.parse_args()
 
     started = now()
@@ -239,24 +314,42 @@ def main() -> int:
                  "others' CPU %"], rows)  # fmt: skip
     print()
     s = results["summary"]
-    ratio = results["ratio_requests_per_s"]
+    r = results["ratio_vs_naive"]
+    app, ref = r["app"], r["batcher fp32"]
+    verdict = (
+        "met"
+        if app["requests_per_s"] >= TARGET_RATIO
+        else f"NOT met ({app['requests_per_s'] / TARGET_RATIO:.2f} of it)"
+    )
+    print(f"app = MicroBatcher({results['batcher_options']}) over precision {results['app_precision']}")
     print_table(
-        ["metric", "batcher", "naive", "batcher / naive", "target", "verdict"],
+        ["metric", "app", "naive fp32", "batcher fp32", "app / naive", "batcher fp32 / naive", "target", "verdict"],
         [
-            ["requests/s (all rounds)", s["batcher"]["requests_per_s"], s["naive"]["requests_per_s"], f"{ratio:.2f}x",
-             f">= {TARGET_RATIO:.0f}x", "met" if ratio >= TARGET_RATIO else f"NOT met ({ratio / TARGET_RATIO:.2f} of it)"],
-            ["ratio by round", "", "", ", ".join(f"{x:.2f}" for x in results["ratio_by_round"]), "", ""],
-            ["single request p50 ms", s["batcher"]["single_p50_ms"], s["naive"]["single_p50_ms"],
-             f"{results['single_ratio_p50']:.2f}x", "", ""],
-            ["single request p95 ms", s["batcher"]["single_p95_ms"], s["naive"]["single_p95_ms"], "", "", ""],
+            ["requests/s (all rounds)", s["app"]["requests_per_s"], s["naive"]["requests_per_s"],
+             s["batcher fp32"]["requests_per_s"], f"{app['requests_per_s']:.2f}x", f"{ref['requests_per_s']:.2f}x",
+             f">= {TARGET_RATIO:.0f}x", verdict],
+            ["ratio by round", "", "", "", ", ".join(f"{x:.2f}" for x in app["by_round"]),
+             ", ".join(f"{x:.2f}" for x in ref["by_round"]), "", ""],
+            ["requests per CPU-second", s["app"]["requests_per_cpu_s"], s["naive"]["requests_per_cpu_s"],
+             s["batcher fp32"]["requests_per_cpu_s"], f"{app['requests_per_cpu_s']:.2f}x",
+             f"{ref['requests_per_cpu_s']:.2f}x", "", ""],
+            ["single request p50 ms", s["app"]["single_p50_ms"], s["naive"]["single_p50_ms"],
+             s["batcher fp32"]["single_p50_ms"], f"{app['single_p50']:.2f}x", f"{ref['single_p50']:.2f}x", "", ""],
+            ["single request p95 ms", s["app"]["single_p95_ms"], s["naive"]["single_p95_ms"],
+             s["batcher fp32"]["single_p95_ms"], "", "", "", ""],
         ],
     )  # fmt: skip
-    if args.bf16:
-        b = s["batcher+bf16"]
-        r2 = results["ratio_bf16_requests_per_s"]
-        print(f"batcher+bf16 (not used by the app): {b['requests_per_s']} req/s, {r2:.2f}x naive fp32 "
-              f"({'meets' if r2 >= TARGET_RATIO else 'misses'} {TARGET_RATIO:.0f}x); by round {b['requests_per_s_by_round']}; "
-              f"single p50/p95 {b['single_p50_ms']} / {b['single_p95_ms']} ms")  # fmt: skip
+    if "tune" in results:
+        print()
+        print(f"MicroBatcher settings over the app's embedder ({args.tune_rounds} x {args.tune_seconds:.0f}s "
+              f"rounds each, alternating; library defaults {BATCHER_DEFAULTS}):")  # fmt: skip
+        rows = [[name, t["requests_per_s"], ", ".join(f"{x:.1f}" for x in t["requests_per_s_by_round"]),
+                 ", ".join(f"{x:.0f}" for x in t["p95_ms_by_round"]), ", ".join(str(x) for x in t["mean_batch_by_round"]),
+                 f"{t['single_p50_ms']:.1f} / {t['single_p95_ms']:.1f}",
+                 ", ".join(str(x) for x in t["others_cpu_pct_by_round"])]
+                for name, t in results["tune"].items()]  # fmt: skip
+        print_table(["setting", "req/s", "by round", "p95 ms by round", "mean batch", "lone p50/p95 ms",
+                     "others' CPU %"], rows)  # fmt: skip
     out = write_results("embed_throughput", started, results)
     print(f"results: {out.relative_to(out.parents[2])}")
     return 0

@@ -1,6 +1,19 @@
 """ "Similar ideas" latency (issue 5): embed the typed text, then search the vector index for the top 5.
 
     .venv/bin/python bench/similar_latency.py [--sizes 10000,100000,1000000] [--queries 300]
+        [--faiss-threads 1] [--precision auto]
+
+It runs what the app runs (``ideas.similarity.Similarity``): FAISS limited to ``--faiss-threads``
+OpenMP threads with ``ml.index.limit_threads`` (the app: 1; pass 2, FAISS's default on this host, to
+reproduce the figures from before that change), the query embedded through ``ml.batching.MicroBatcher``
+over ``SentenceTransformerEmbedder(DEFAULT_MODEL, precision=--precision)`` (the app's default setting
+``IDEAFORGE_EMBEDDING_PRECISION=auto``), and each search called through ``asyncio.to_thread`` as the app
+calls it (the thread hop is part of the search time reported).
+
+Caution: ``omp_set_num_threads`` sets the OpenMP thread count of the *calling* thread only. The app calls
+``limit_threads(1)`` once, on the event loop's thread, so its ``asyncio.to_thread`` searches still run
+with FAISS's default (2 here); this script does the same by default. ``--limit-in-worker`` also sets
+the count inside the worker thread before each search, i.e. what ``limit_threads(1)`` is meant to give.
 
 For each size, the same stored vectors go into two ``ml.index.VectorIndex`` objects: one kept exact
 (flat inner product, ``approximate_after`` above the size) and one forced to the IVF mode
@@ -9,13 +22,16 @@ crosses the threshold). Vectors are added in chunks of ``--chunk``.
 
 Stored vectors are **synthetic**, dimension 384, but shaped like text embeddings: each is a real
 MiniLM embedding of one of the dev texts (the centre) plus a smaller random share of two other
-centres plus Gaussian noise, normalised to unit length. Queries are real: a prefix (50-100% of the
+centres plus Gaussian noise, normalised to unit length (the centres come from the same embedder and
+precision as the queries). Queries are real: a prefix (50-100% of the
 words) of a dev text, embedded through ``ml.batching.MicroBatcher`` one requester at a time.
 
 Each query is embedded once and searched in both indexes, in alternating order; latency per mode =
 embed time + that mode's search time for the same query. Also measured: recall@5 of the IVF index
 against the exact one, an ``nprobe`` sweep on the IVF index (search only), build time, the index's
-serialised size (``len(index.to_bytes())``) and the process RSS growth while building it.
+serialised size (``len(index.to_bytes())``) and the process RSS growth while building it. An exact
+search-only sweep at more sizes compares ``--faiss-threads`` with FAISS's default thread count,
+query by query (skipped when they are equal).
 """
 
 from __future__ import annotations
@@ -47,14 +63,15 @@ from _mlcommon import (
 
 from ml import dedup, index
 from ml.batching import MicroBatcher
-from ml.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
-from ml.index import VectorIndex
+from ml.embedding import DEFAULT_MODEL, PRECISIONS, SentenceTransformerEmbedder
+from ml.index import VectorIndex, limit_threads
 
 DIMENSION = 384
 K = 5
 TARGETS_MS = {100_000: 30.0, 1_000_000: 50.0}  # end-to-end p95 at most
 RAM_TARGET_BYTES = 2 * 1024**3  # index RAM at 1M at most
 NEVER = 10**15
+FAISS_DEFAULT_THREADS = int(index.faiss.omp_get_max_threads())  # before anything limits it
 
 
 def trim_heap() -> None:
@@ -104,6 +121,16 @@ def overlap(a: list[index.Hit], b: list[index.Hit]) -> float:
     return len({h.id for h in a} & {h.id for h in b}) / max(1, len(b))
 
 
+LIMIT_IN_WORKER: int | None = None
+"""FAISS threads to set inside the worker thread before each search (``--limit-in-worker``), or None."""
+
+
+def search_in_worker(target: VectorIndex, v: np.ndarray) -> list[index.Hit]:
+    if LIMIT_IN_WORKER is not None:
+        limit_threads(LIMIT_IN_WORKER)  # per thread: the caller's setting does not reach this thread
+    return target.search(v, K)
+
+
 async def measure(
     batcher: MicroBatcher,
     queries: list[str],
@@ -114,8 +141,8 @@ async def measure(
 ) -> dict[str, Any]:
     for text in queries[:warmup]:
         v = await batcher.encode_one(text)
-        flat.search(v, K)
-        ivf.search(v, K)
+        await asyncio.to_thread(search_in_worker, flat, v)
+        await asyncio.to_thread(search_in_worker, ivf, v)
     embed, search = [], {"exact": [], "ivf": []}
     vectors, recalls = [], []
     for number, text in enumerate(queries[warmup:]):
@@ -127,7 +154,7 @@ async def measure(
         for mode in ("exact", "ivf") if number % 2 == 0 else ("ivf", "exact"):
             target = flat if mode == "exact" else ivf
             t0 = time.perf_counter()
-            hits[mode] = target.search(v, K)
+            hits[mode] = await asyncio.to_thread(search_in_worker, target, v)  # as the app calls it
             search[mode].append((time.perf_counter() - t0) * 1000)
         recalls.append(overlap(hits["ivf"], hits["exact"]))
     result: dict[str, Any] = {"embed": summary(embed)}
@@ -161,12 +188,12 @@ async def measure(
     return result
 
 
-def flat_sweep(vectors: np.ndarray, sizes: list[int], queries: np.ndarray) -> dict[str, Any]:
-    """Exact search only, at more sizes, to see where it crosses the latency budget; FAISS's default
-    OpenMP threads against one thread, alternating query by query."""
+def flat_sweep(vectors: np.ndarray, sizes: list[int], queries: np.ndarray, threads: int) -> dict[str, Any]:
+    """Exact search only (called directly, no thread hop), at more sizes, to see where it crosses the
+    latency budget; ``threads`` FAISS OpenMP threads against FAISS's default, alternating query by query."""
     import faiss
 
-    default_threads = faiss.omp_get_max_threads()
+    default_threads = FAISS_DEFAULT_THREADS
     out = {}
     for n in sizes:
         if n > len(vectors):
@@ -175,15 +202,15 @@ def flat_sweep(vectors: np.ndarray, sizes: list[int], queries: np.ndarray) -> di
         flat.add(range(n), vectors[:n])
         for v in queries[:10]:
             flat.search(v, K)
-        times: dict[int, list[float]] = {default_threads: [], 1: []}
+        times: dict[int, list[float]] = {default_threads: [], threads: []}
         with CpuWindow() as cpu:
             for number, v in enumerate(queries):
-                for threads in (default_threads, 1) if number % 2 == 0 else (1, default_threads):
-                    faiss.omp_set_num_threads(threads)
+                for count in (default_threads, threads) if number % 2 == 0 else (threads, default_threads):
+                    faiss.omp_set_num_threads(count)
                     t0 = time.perf_counter()
                     flat.search(v, K)
-                    times[threads].append((time.perf_counter() - t0) * 1000)
-        faiss.omp_set_num_threads(default_threads)
+                    times[count].append((time.perf_counter() - t0) * 1000)
+        limit_threads(threads)
         out[str(n)] = {f"{t}_threads": summary(v) for t, v in times.items()} | {"cpu": cpu.report()}
         log(f"flat sweep {n:,}: {out[str(n)]}")
         del flat
@@ -201,29 +228,45 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=100_000, help="vectors per add() call")
     parser.add_argument("--noise", type=float, default=0.03, help="Gaussian noise per component")
     parser.add_argument("--nprobes", default="1,4,8,16,32,64", help="IVF nprobe values for the sweep")
-    parser.add_argument("--flat-sweep", default="10000,25000,50000,100000,200000,400000,1000000",
+    parser.add_argument("--flat-sweep", default="10000,25000,50000,100000,200000",
                         help="extra sizes for an exact search-only sweep ('' to skip)")  # fmt: skip
     parser.add_argument("--sweep-queries", type=int, default=100, help="queries per size in the exact sweep")
     parser.add_argument("--max-wait", type=float, default=0.002, help="MicroBatcher max_wait (s)")
+    parser.add_argument("--faiss-threads", type=int, default=1,
+                        help="FAISS OpenMP threads, set with ml.index.limit_threads (the app: 1)")  # fmt: skip
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="embedder precision (the app's default setting: auto)")  # fmt: skip
+    parser.add_argument("--limit-in-worker", action="store_true",
+                        help="also set --faiss-threads in the worker thread of each search (not what the app does)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(",") if s)
     nprobes = [int(s) for s in args.nprobes.split(",") if s]
     extra = sorted(int(s) for s in args.flat_sweep.split(",") if s)
 
+    global LIMIT_IN_WORKER
+    limit_threads(args.faiss_threads)  # as ideas.similarity.Similarity does (with 1), on the loop's thread
+    LIMIT_IN_WORKER = args.faiss_threads if args.limit_in_worker else None
     started = now()
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, precision=args.precision)
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
         "command": command_line(),
         "machine": machine_info(),
         "library_constants": {"APPROXIMATE_AFTER": index.APPROXIMATE_AFTER, "NPROBE": index.NPROBE},
+        "faiss_threads": args.faiss_threads,
+        "faiss_default_threads": FAISS_DEFAULT_THREADS,
+        "faiss_threads_in_search_worker": args.faiss_threads
+        if args.limit_in_worker
+        else FAISS_DEFAULT_THREADS,
+        "precision": f"{args.precision} (resolves to {embedder.precision} here)",
         "vectors": "synthetic: MiniLM embedding of a dev text + U(0,0.5) x two other such embeddings "
         f"+ N(0, {args.noise}) per component, normalised; dimension {DIMENSION}",
         "queries": f"{args.queries} prefixes (50-100% of the words) of dev texts, embedded one at a time "
-        f"through MicroBatcher(max_wait={args.max_wait})",
+        f"through MicroBatcher(max_wait={args.max_wait}) over the {embedder.precision} embedder; "
+        "searches through asyncio.to_thread",
         "sizes": {},
     }
-    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL)
     pairs = dedup.read_pairs(DEDUP_DEV)
     texts = sorted({p.a for p in pairs} | {p.b for p in pairs})
     centres = embedder.encode(texts)
@@ -282,7 +325,8 @@ def main() -> int:
         if extra:
             qv = np.vstack([loop.run_until_complete(batcher.encode_one(t)) for t in queries[args.warmup :]])
             qv = qv[: args.sweep_queries]
-            results["flat_sweep"] = flat_sweep(all_vectors, extra, qv)
+            if args.faiss_threads != FAISS_DEFAULT_THREADS:
+                results["flat_sweep"] = flat_sweep(all_vectors, extra, qv, args.faiss_threads)
         results["batcher_stats"] = vars(batcher.stats)
         loop.run_until_complete(batcher.close())
     finally:
@@ -294,6 +338,9 @@ def main() -> int:
     print(machine_line(results["machine"]))
     print(f"stored vectors: {results['vectors']}; shape check {results['vector_shape_check']}")
     print(f"queries: {results['queries']}")
+    print(f"FAISS threads: limit_threads({args.faiss_threads}) on the loop's thread; in the search worker thread "
+          f"{results['faiss_threads_in_search_worker']} (FAISS default here: {FAISS_DEFAULT_THREADS}); "
+          f"precision {results['precision']}")  # fmt: skip
     print(f"library constants: {results['library_constants']}")
     print()
     rows = []
@@ -348,17 +395,18 @@ def main() -> int:
     if results.get("flat_sweep"):
         print()
         print(
-            "Exact search only (search time, no embedding), FAISS default threads vs 1 thread, alternating:"
+            f"Exact search only (search time, no embedding, no thread hop), FAISS default "
+            f"{FAISS_DEFAULT_THREADS} threads vs {args.faiss_threads}, alternating:"
         )
         rows = []
+        mine, default = f"{args.faiss_threads}_threads", f"{FAISS_DEFAULT_THREADS}_threads"
         for n, f in results["flat_sweep"].items():
-            default, one = (f[k] for k in f if k.endswith("_threads"))
-            rows.append([f"{int(n):,}", f"{default['p50_ms']:.2f} / {default['p95_ms']:.2f}",
-                         f"{one['p50_ms']:.2f} / {one['p95_ms']:.2f}", f"{default['p95_ms'] / one['p95_ms']:.2f}",
+            d, o = f[default], f[mine]
+            rows.append([f"{int(n):,}", f"{d['p50_ms']:.2f} / {d['p95_ms']:.2f}",
+                         f"{o['p50_ms']:.2f} / {o['p95_ms']:.2f}", f"{d['p95_ms'] / o['p95_ms']:.2f}",
                          f["cpu"]["other_processes_pct"]])  # fmt: skip
-        threads = next(k for k in next(iter(results["flat_sweep"].values())) if k.endswith("_threads"))
         print_table(
-            ["vectors", f"{threads} p50/p95 ms", "1_threads p50/p95 ms", "p95 ratio", "others' CPU %"], rows
+            ["vectors", f"{default} p50/p95 ms", f"{mine} p50/p95 ms", "p95 ratio", "others' CPU %"], rows
         )
     big = results["sizes"].get("1000000")
     if big:

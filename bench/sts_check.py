@@ -1,25 +1,26 @@
-"""Embedding quality on the STS Benchmark test set, and one faster CPU backend beside fp32 (issue 5).
+"""Embedding quality on the STS Benchmark test set: the app's precision beside fp32 (issue 5).
 
-    .venv/bin/python bench/sts_check.py [--backend bf16|none] [--rounds 3] [--single 40]
+    .venv/bin/python bench/sts_check.py [--precision auto|bf16|none] [--rounds 3] [--single 40]
 
 Quality: Spearman correlation (x100) between the cosine of the two sentences' embeddings and the gold
 score, over every pair of ``sts-test.csv`` (all-MiniLM-L6-v2 fp32 scores about 82.0 there).
 
-Backends (same weights, same sentence-transformers ``encode``; only measured here, not used by the app):
+Both are ``ml.embedding.SentenceTransformerEmbedder`` (same weights, the app's own ``encode``):
 
-- ``fp32``: the model as ``ml.embedding.SentenceTransformerEmbedder`` runs it.
-- ``bf16``: the same model called under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (matrix
-  products in bfloat16; this CPU has AVX-512 BF16). Vectors are cast back to float32 and normalised.
+- ``fp32``: the reference, ``precision="fp32"``.
+- ``--precision`` (default ``auto``, the app's default setting ``IDEAFORGE_EMBEDDING_PRECISION``): ``auto``
+  is resolved by ``ml.embedding.resolve_precision`` and reported as what it resolves to on this CPU
+  (bf16 where oneDNN runs bfloat16 natively: ``torch.autocast("cpu", dtype=torch.bfloat16)``, vectors
+  renormalised in float32). ``none`` measures fp32 only.
 
-A backend is acceptable only if its Spearman is within 0.5 points of fp32. Throughput: encoding the
-dev idea texts in batches of ``--batch`` (the size the MicroBatcher reaches under 32 requesters) and
-one text at a time, fp32 and the other backend alternately, ``--rounds`` times each.
+A precision other than fp32 is acceptable only if its Spearman is within 0.5 points of fp32.
+Throughput: encoding the dev idea texts in batches of ``--batch`` (the size the MicroBatcher reaches
+under 32 requesters) and one text at a time, fp32 and the other alternately, ``--rounds`` times each.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import sys
 import time
@@ -42,7 +43,7 @@ from _mlcommon import (
 )
 
 from ml import dedup
-from ml.embedding import DEFAULT_MODEL, resolve_model
+from ml.embedding import DEFAULT_MODEL, Precision, SentenceTransformerEmbedder, resolve_precision
 
 MAX_DROP = 0.5  # Spearman points a faster backend may lose
 EXPECTED_FP32 = 82.0
@@ -61,22 +62,12 @@ def read_sts(path: str) -> list[tuple[float, str, str]]:
     return rows
 
 
-def make_encoder(backend: str) -> Callable[[list[str], int], np.ndarray]:
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
-
-    def context() -> contextlib.AbstractContextManager[Any]:
-        if backend == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+def make_encoder(precision: Precision) -> Callable[[list[str], int], np.ndarray]:
+    """The app's embedder at ``precision``; its ``encode`` batches by 64, which covers ``--batch``."""
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL, batch_size=64, precision=precision)
 
     def encode(texts: list[str], batch_size: int) -> np.ndarray:
-        with torch.inference_mode(), context():
-            out = model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-        vectors = out.float().cpu().numpy()
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return embedder.encode(texts)
 
     return encode
 
@@ -100,7 +91,8 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", default=str(STS_TEST))
-    parser.add_argument("--backend", choices=["bf16", "none"], default="bf16")
+    parser.add_argument("--precision", choices=["auto", "bf16", "none"], default="auto",
+                        help="the precision to compare with fp32 (the app's default setting: auto)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per backend, alternating")
     parser.add_argument("--single", type=int, default=40, help="one-text encodes per backend and round")
@@ -118,8 +110,15 @@ def main() -> int:
     }
     rows = read_sts(args.data)
     results["pairs"] = len(rows)
-    backends = ["fp32"] + ([] if args.backend == "none" else [args.backend])
-    encoders = {name: make_encoder(name) for name in backends}
+    other: Precision | None = None if args.precision == "none" else args.precision
+    # Label the app's setting by what it runs here, e.g. "auto (bf16)".
+    label = {other: f"{other} ({resolve_precision(other)})" if other == "auto" else other} if other else {}
+    results["precision"] = {
+        "requested": args.precision,
+        "resolves_to": resolve_precision(other) if other else None,
+    }
+    backends = ["fp32", *label.values()]
+    encoders = {"fp32": make_encoder("fp32")} | {label[p]: make_encoder(p) for p in label}
     quality = {}
     for name, encode in encoders.items():
         t0 = time.perf_counter()

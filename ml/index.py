@@ -32,12 +32,13 @@ import numpy.typing as npt
 
 faiss: Any = _faiss  # its SWIG stubs do not describe the Python wrappers (remove_ids takes arrays)
 
-APPROXIMATE_AFTER = 10_000
+APPROXIMATE_AFTER = 50_000
 """Where exact search gets slower than the typing panel can afford; measured in bench/similar_latency.py."""
-# Was 50_000. bench/similar_latency.py (2026-11-26, 2 shared cores, docs/benchmarks.md): measured right after
-# the query's embedding, exact search took p95 27 ms at 10k, 31 ms at 25k and 41 ms at 50k vectors (FAISS's
-# default OpenMP threads, busy host), against a 30 ms budget for embed + search; IVF took under 0.5 ms at
-# each size with recall@5 1.000 against exact, and trains in 0.5-1.1 s at 10k.
+# bench/similar_latency.py (2026-11-26, 2 shared cores, docs/benchmarks.md): with one FAISS thread really
+# in effect (--limit-in-worker), exact search right after the query's embedding took p95 8.3 ms at 50k
+# (3.4 ms in a search-only sweep), against 18.6-41 ms with FAISS's default two threads, for which 10_000
+# had been chosen. IVF is as accurate (recall@5 1.000 up to 100k) but training one blocks that partition's
+# searches for 5-6 s at 50k, so it should happen rarely.
 NPROBE = 16
 # Kept: recall@5 against exact was 1.000 at 10k-100k and 0.999 at 1M (8: 0.996 at 1M), search p95 under 1 ms.
 MANIFEST = "manifest.json"
@@ -46,10 +47,32 @@ FORMAT = 1
 Ids = npt.NDArray[np.int64]
 
 
+_threads: int | None = None
+
+
 def limit_threads(threads: int = 1) -> None:
-    """How many OpenMP threads FAISS may use. One suits a server on few shared cores: a single query's
-    search is memory-bound, and parallel regions wait for descheduled threads (bench/similar_latency.py)."""
+    """How many OpenMP threads FAISS may use, in every thread that calls a ``VectorIndex`` (OpenMP's
+    setting is per calling thread, so each call applies it). One suits a server on few shared cores:
+    a single query's search is memory-bound, and parallel regions wait for descheduled threads
+    (bench/similar_latency.py)."""
+    global _threads
+    _threads = threads
     faiss.omp_set_num_threads(threads)
+
+
+class _Guard:
+    """The index's lock, plus this thread's FAISS thread count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if _threads is not None:
+            faiss.omp_set_num_threads(_threads)
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
 
 
 class SnapshotUnusable(Exception):
@@ -80,7 +103,7 @@ class VectorIndex:
         self._trained_on = 0
         # Every method may be called from worker threads; one at a time per index (FAISS is not safe
         # for a search during an add). A retrain holds it for seconds: run adds off the event loop.
-        self._lock = threading.RLock()
+        self._lock = _Guard()
 
     @property
     def approximate(self) -> bool:

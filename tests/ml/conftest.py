@@ -12,7 +12,9 @@ from ml.dedup import DuplicateScorer, Pair, default_scorer_path, read_pairs
 from ml.embedding import DEFAULT_MODEL, Embedder, Vectors
 from ml.evaluation import pair_cosines
 
-DEV_PAIRS = Path("/work/shared/data/dedup_dev.jsonl")
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+"""../shared/data beside the repository (CI clones the repository with ../shared beside it)."""
+DEV_PAIRS = SHARED_DATA / "dedup_dev.jsonl"
 
 
 def unit_vectors(count: int, dimension: int, seed: int = 0) -> Vectors:

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml.index import MANIFEST, IndexSet, SnapshotUnusable, VectorIndex
+from ml.index import MANIFEST, IndexSet, SnapshotUnusable, VectorIndex, limit_threads
 from tests.ml.conftest import unit_vectors
 
 D = 16
@@ -289,3 +291,17 @@ def test_index_agrees_with_a_dict_after_any_adds_and_removes(ops: list[tuple[str
         stored = np.vstack([model[i] for i in ids])
         own_id_first(index, ids, stored)
         np.testing.assert_allclose(index.vectors(ids), stored, atol=1e-6)
+
+
+async def test_the_thread_limit_reaches_searches_made_from_worker_threads() -> None:
+    """OpenMP's thread count is per calling thread: the app searches from asyncio.to_thread workers,
+    where a limit set on the event loop's thread alone would not apply (bench/similar_latency.py)."""
+    limit_threads(1)
+    index = VectorIndex(8)
+    index.add(range(20), unit_vectors(20, 8))
+
+    def search_in_a_fresh_thread() -> int:
+        index.search(unit_vectors(1, 8, seed=3)[0], 3)
+        return int(faiss.omp_get_max_threads())
+
+    assert await asyncio.to_thread(search_in_a_fresh_thread) == 1
