@@ -48,6 +48,7 @@ MODEL_MODULES = (
     "ideaforge.organisations.models",
     "ideaforge.audit",
     "ideaforge.notifications.models",
+    "ideaforge.profiles.models",
     "challenges.models",
     "ideas.models",
 )
@@ -126,6 +127,7 @@ def create_app(
     from ideaforge.notifications.services import Notifier
     from ideaforge.notifications.views import NotificationController
     from ideaforge.organisations.views import InvitationController, OrganisationController
+    from ideaforge.profiles.views import ExpertiseController, PartnerProfileController
     from ideaforge.ratelimit import ActionLimits
     from ideaforge.web.auth import AuthMiddleware
     from ideaforge.web.errors import handle_exception
@@ -134,6 +136,12 @@ def create_app(
     from ideaforge.web.sessions import RotatingSessionConfig
     from ideas.api import IdeaApi
     from ideas.duplicate_views import DuplicateController, MergeController
+    from ideas.matching.expert_views import ExpertAssignmentController
+    from ideas.matching.partner_views import (
+        PartnerDirectoryController,
+        PartnerInterestsController,
+        PartnerSuggestionsController,
+    )
     from ideas.moderation_views import ModerationController
     from ideas.views import ChallengeIdeasController, CommentController, IdeaController
 
@@ -200,6 +208,7 @@ def create_app(
         await similarity.start()
         app.state.similarity = similarity
         app.state.meaning_search = similarity.search_challenges  # the directory's search by meaning
+        app.state.profile_changed = similarity.schedule_profile  # core's profiles are embedded after commit
         if settings.phase_check_seconds > 0:
             periodic.append(asyncio.create_task(_announce_phases(db, notifier, clock or SystemClock(),
                                                                  settings.phase_check_seconds)))  # fmt: skip
@@ -222,6 +231,8 @@ def create_app(
             AccountController,
             OrganisationController,
             InvitationController,
+            ExpertiseController,
+            PartnerProfileController,
             NotificationController,
             ChallengeController,
             NewChallengeController,
@@ -232,6 +243,10 @@ def create_app(
             ModerationController,
             DuplicateController,
             MergeController,
+            ExpertAssignmentController,
+            PartnerSuggestionsController,
+            PartnerInterestsController,
+            PartnerDirectoryController,
             AccountApi,
             ChallengeApi,
             IdeaApi,
@@ -440,3 +455,33 @@ async def fit_dedup_scorer(settings: Settings, pairs: Sequence[Pair], destinatio
     scorer = await asyncio.to_thread(fit, pairs, cosines, loaded.model_name)
     scorer.save(destination)
     return scorer
+
+
+def read_match_file(path: Path) -> Any:
+    """A labelled matching file, checked; ValueError (one line, naming the file) when unusable."""
+    import json
+
+    from ml.match_evaluation import parse_match_data
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        parse_match_data(data)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    return data
+
+
+async def evaluate_match_file(
+    settings: Settings, data: Any, embedder: Embedder | None = None
+) -> dict[str, Any]:
+    """``ml.match_evaluation.evaluate_match`` with the app's model (nothing fitted here)."""
+    from ml.match_evaluation import evaluate_match
+
+    loaded = await _embedder_for(settings, embedder)
+    return await asyncio.to_thread(evaluate_match, data, loaded)

@@ -234,6 +234,21 @@ def eval_dedup(file: Path) -> None:
     click.echo(json.dumps(report, ensure_ascii=False))
 
 
+@evaluation.command("match")
+@click.argument("file", type=PAIRS_FILE)
+def eval_match(file: Path) -> None:
+    """Judge expert and partner matching on FILE (JSON {"experts", "ideas", "partners", "challenges"}, the
+    format of match_dev.json) with the app's model; prints one JSON object. Nothing is fitted on FILE."""
+    from ideaforge.app import evaluate_match_file, read_match_file
+
+    try:
+        data = read_match_file(file)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
+    report = _run(evaluate_match_file(get_settings(), data, _given_embedder()))
+    click.echo(json.dumps(report, ensure_ascii=False))
+
+
 @main.group()
 def dedup() -> None:
     """The duplicate scorer."""

@@ -63,3 +63,25 @@ def countries() -> list[tuple[str, str]]:
 
 def country_name(code: str) -> str:
     return str(Locale.parse(get_locale()).territories.get(code, code))
+
+
+# The languages offered as choices (the same as a challenge's); any ISO 639-1 code is accepted.
+COMMON_LANGUAGES = ("en", "fr", "es", "de", "it", "ca", "nl", "pt")
+
+
+@cache
+def language_codes() -> frozenset[str]:
+    """Every two-letter ISO 639-1 code CLDR knows."""
+    return frozenset(
+        code for code in Locale.parse("en").languages if isinstance(code, str) and len(code) == 2
+    )
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """(ISO code, name in the current locale) of the common languages, in a fixed order."""
+    names = Locale.parse(get_locale()).languages
+    return [(code, str(names.get(code, code)).capitalize()) for code in COMMON_LANGUAGES]
+
+
+def language_name(code: str) -> str:
+    return str(Locale.parse(get_locale()).languages.get(code, code)).capitalize()

@@ -190,10 +190,11 @@ class StoredVector(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
-    """"idea" or "challenge"."""
+    """"idea", "challenge", "expert", "partner" (offers) or "partner_seeks"."""
     object_id: Mapped[int] = mapped_column(Integer)
     partition: Mapped[str] = mapped_column(String(40))
-    """Which index holds it: "challenge:<id>" for an idea, "challenges" for a challenge."""
+    """Which index holds it: "challenge:<id>" for an idea, "challenges" for a challenge, "experts",
+    "partners" and "partner_seeks" for profiles."""
     model: Mapped[str] = mapped_column(String(300))
     dimension: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges.models import Challenge
 from ideaforge.db import Database
 from ideaforge.jobs import JobQueue
+from ideaforge.profiles.models import ExpertProfile, PartnerProfile
 from ideas.models import DuplicatePair, Idea, IdeaStatus, StoredVector
 from ml.batching import MicroBatcher
 from ml.dedup import DuplicateScorer, Verdict, default_scorer_path, is_meaningful, slug
@@ -40,6 +41,11 @@ SUGGESTIONS = 5
 CANDIDATES = 20
 """How many nearest ideas are judged before the ones to show are kept (the index holds every state)."""
 DIRECTORY = "challenges"
+EXPERTS = "experts"
+"""The index partition of expert profiles (kind "expert"); partners' offers are in "partners" (kind
+"partner") and their needs in "partner_seeks" (kind "partner_seeks"); object ids are profile ids."""
+PARTNERS = "partners"
+PARTNER_SEEKS = "partner_seeks"
 
 
 class SimilarityUnavailable(RuntimeError):
@@ -245,6 +251,46 @@ class Similarity:
             if vector is not None:
                 await self.flag_duplicates(session, idea_id, challenge_id, text, vector)
 
+    def schedule_profile(self, kind: str, object_id: int) -> None:
+        """After an expert ("expert") or partner ("partner") profile's commit: embed it (the core's hook)."""
+        self.jobs.enqueue(self.embed_profile, kind, object_id)
+
+    async def embed_profile(self, kind: str, object_id: int) -> None:
+        """Store the vectors of a profile: an expert's expertise and keywords; a partner's offer and,
+        separately, its needs. An emptied text drops its vector."""
+        async with self.db.sessionmaker() as session:
+            await self._embed_profile(session, kind, object_id)
+
+    async def _embed_profile(self, session: AsyncSession, kind: str, object_id: int) -> None:
+        texts: list[tuple[str, str, str]] = []  # (kind, partition, text)
+        if kind == "expert":
+            expert = await session.get(ExpertProfile, object_id)
+            if expert is None:
+                return
+            texts.append(("expert", EXPERTS, expert.embedding_text()))
+        elif kind == "partner":
+            partner = await session.get(PartnerProfile, object_id)
+            if partner is None:
+                return
+            texts += [("partner", PARTNERS, partner.offers_text()),
+                      ("partner_seeks", PARTNER_SEEKS, partner.seeks_text())]  # fmt: skip
+        else:
+            raise ValueError(f"unknown profile kind {kind!r}")
+        for vector_kind, partition, text in texts:
+            if text:
+                await self._store(session, vector_kind, object_id, partition, text)
+            else:
+                await self._forget(session, vector_kind, object_id, partition)
+
+    async def _forget(self, session: AsyncSession, kind: str, object_id: int, partition: str) -> None:
+        deleted = await session.execute(
+            delete(StoredVector).where(StoredVector.kind == kind, StoredVector.object_id == object_id)
+        )
+        await session.commit()
+        if getattr(deleted, "rowcount", 0):
+            await asyncio.to_thread(self.index.partition(partition).remove, [object_id])
+            self._dirty = True
+
     async def flag_duplicates(self, session: AsyncSession, idea_id: int, challenge_id: int, text: str,
                               vector: np.ndarray) -> int:  # fmt: skip
         """Record a pair for moderators for every older idea the scorer calls the same; never one that
@@ -403,7 +449,70 @@ class Similarity:
                 done += len(rows)
                 if progress:
                     progress(len(rows))
+            await self._reembed_profiles(session)
             await session.execute(delete(StoredVector).where(StoredVector.model != self.model))
             await session.commit()
             await self.rebuild_index(session)
         return done
+
+    async def _reembed_profiles(self, session: AsyncSession) -> None:
+        """Expert and partner profiles without a vector from this model (a new model, or `demo load`)."""
+
+        def current(kind: str) -> Select[int]:
+            return select(StoredVector.object_id).where(
+                StoredVector.kind == kind, StoredVector.model == self.model
+            )
+
+        experts = await session.scalars(
+            select(ExpertProfile.id).where(ExpertProfile.id.not_in(current("expert")))
+        )
+        stale = PartnerProfile.id.not_in(current("partner")) | PartnerProfile.id.not_in(
+            current("partner_seeks")
+        )
+        partners = await session.scalars(select(PartnerProfile.id).where(stale))
+        for kind, ids in (("expert", list(experts)), ("partner", list(partners))):
+            for object_id in ids:
+                await self._embed_profile(session, kind, object_id)
+
+    # --- partner matching (ideas/matching/partners.py) ----------------------------------------------
+
+    async def partner_vectors(
+        self, session: AsyncSession, profiles: Sequence[PartnerProfile]
+    ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+        """{profile id: (offers vector, seeks vector or None)} from this model's stored vectors; profiles
+        with no vector yet, or whose text changed since, are embedded (in one batch), stored and indexed
+        first. Profiles without an offer are left out."""
+        texts = {p.id: (p.offers_text(), p.seeks_text()) for p in profiles}
+        kinds = {"partner": (PARTNERS, 0), "partner_seeks": (PARTNER_SEEKS, 1)}
+
+        async def stored() -> dict[tuple[str, int], tuple[str, bytes]]:
+            rows = await session.execute(
+                select(StoredVector.kind, StoredVector.object_id, StoredVector.content_hash, StoredVector.vector)
+                .where(StoredVector.kind.in_(kinds), StoredVector.object_id.in_(list(texts)),
+                       StoredVector.model == self.model)
+            )  # fmt: skip
+            return {(kind, i): (digest, vector) for kind, i, digest, vector in rows}
+
+        rows = await stored()
+        stale = [
+            (kind, i, texts[i][slot])
+            for i in texts
+            for kind, (_partition, slot) in kinds.items()
+            if texts[i][slot] and rows.get((kind, i), ("", b""))[0] != _hash(texts[i][slot])
+        ]
+        if stale:
+            vectors = await self.batcher.encode([text for _k, _i, text in stale])
+            for (kind, i, text), vector in zip(stale, vectors, strict=True):
+                await self._store(session, kind, i, kinds[kind][0], text, vector)
+            rows = await stored()
+        found: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        for i, (offers, _seeks) in texts.items():
+            if not offers or ("partner", i) not in rows:
+                continue
+            offer = np.frombuffer(rows[("partner", i)][1], dtype="<f4")
+            if i not in self.index.partition(PARTNERS):  # stored but not indexed: index it now
+                await asyncio.to_thread(self.index.partition(PARTNERS).add, [i], offer[None, :])
+                self._dirty = True
+            seeks = rows.get(("partner_seeks", i)) if texts[i][1] else None
+            found[i] = (offer, np.frombuffer(seeks[1], dtype="<f4") if seeks else None)
+        return found

@@ -27,6 +27,7 @@ from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import is_htmx, render
 from ideas import events
+from ideas.matching.experts import confirmed_experts
 from ideas.models import BODY_MAX, TITLE_MAX, Comment
 from ideas.moderation import can_moderate, flag_vote_burst
 from ideas.services import (
@@ -214,6 +215,7 @@ class IdeaController(Controller):
             "follow_type": "idea", "follow_id": idea.id, "can_moderate": can_moderate(access),
             "coauthors": await coauthors_of(db_session, idea.id),
             "following": await is_following(db_session, user, "idea", idea.id),
+            "experts": await confirmed_experts(db_session, idea.id),
         })  # fmt: skip
 
     @post("/vote", name="vote", guards=[rate_limited("vote")])

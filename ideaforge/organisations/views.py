@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ideaforge.errors import Forbidden, ValidationFailed
 from ideaforge.i18n import _, get_locale
 from ideaforge.organisations.models import Organisation, OrganisationKind, Role
-from ideaforge.organisations.permissions import can_invite_members
+from ideaforge.organisations.permissions import can_edit_organisation, can_invite_members
 from ideaforge.organisations.services import (
     PAGE_SIZE,
     OrganisationInput,
@@ -29,6 +29,8 @@ from ideaforge.organisations.services import (
     role_in,
 )
 from ideaforge.organisations.tasks import send_invitation
+from ideaforge.profiles.labels import cooperation_labels
+from ideaforge.profiles.services import partner_profile
 from ideaforge.validation import countries, country_name
 from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
@@ -95,6 +97,9 @@ async def _organisation_page(
             "members": await members(session, organisation.id),
             "role": role,
             "can_invite": can_invite_members(role),
+            "can_edit": can_edit_organisation(role),
+            "partner": await partner_profile(session, organisation.id),
+            "cooperation_labels": cooperation_labels(),
             "kind_labels": kind_labels(),
             "role_labels": role_labels(),
             "country_name": country_name,
