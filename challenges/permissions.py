@@ -33,6 +33,7 @@ class Action(enum.StrEnum):
     COMMENT = "comment"
     SCORE = "score"
     SEE_RESULTS = "see_results"
+    SHORTLIST = "shortlist"
 
 
 R = Role
@@ -56,6 +57,8 @@ PERMISSIONS: dict[Action, dict[Phase, frozenset[Role]]] = {
     Action.SCORE: {Phase.REVIEW: frozenset({R.JUROR})},
     # Before publication, results are the organisation's (and the jury's) alone.
     Action.SEE_RESULTS: {Phase.REVIEW: ORGANISATION, Phase.RESULTS: EVERYONE, Phase.CLOSED: EVERYONE},
+    # The admins build the shortlist from the ideas; it locks when the review starts (the jury's list).
+    Action.SHORTLIST: {Phase.SUBMISSION: frozenset({R.ADMIN}), Phase.VOTING: frozenset({R.ADMIN})},
 }
 
 
@@ -127,6 +130,11 @@ def can_see_results(access: Access) -> bool:
     return access.allows(Action.SEE_RESULTS)
 
 
+def can_shortlist(access: Access) -> bool:
+    """Adding ideas to the shortlist or removing them (``ideas.shortlist``)."""
+    return access.allows(Action.SHORTLIST)
+
+
 CHECKS = {
     Action.VIEW: can_view,
     Action.SUBMIT_IDEA: can_submit_idea,
@@ -135,6 +143,7 @@ CHECKS = {
     Action.COMMENT: can_comment,
     Action.SCORE: can_score,
     Action.SEE_RESULTS: can_see_results,
+    Action.SHORTLIST: can_shortlist,
 }
 
 

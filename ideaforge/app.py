@@ -143,6 +143,7 @@ def create_app(
         PartnerSuggestionsController,
     )
     from ideas.moderation_views import ModerationController
+    from ideas.shortlist_views import ShortlistController
     from ideas.views import ChallengeIdeasController, CommentController, IdeaController
 
     settings = settings or get_settings()
@@ -244,6 +245,7 @@ def create_app(
             DuplicateController,
             MergeController,
             ExpertAssignmentController,
+            ShortlistController,
             PartnerSuggestionsController,
             PartnerInterestsController,
             PartnerDirectoryController,

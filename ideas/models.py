@@ -267,3 +267,17 @@ class Merge(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ShortlistEntry(Base):
+    """An idea on its challenge's shortlist, for the jury. At most ``Challenge.shortlist_size`` per challenge
+    (``ideas.shortlist`` counts under a lock on the challenge); an idea is on it at most once."""
+
+    __tablename__ = "shortlist_entries"
+    __table_args__ = (Index("ix_shortlist_entries_challenge", "challenge_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenges.id", ondelete="CASCADE"))
+    idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"), unique=True)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

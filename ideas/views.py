@@ -49,6 +49,7 @@ from ideas.services import (
     visible_idea,
     withdraw_idea,
 )
+from ideas.shortlist import is_locked, is_shortlisted
 from ideas.suggestions import Draft, answer_join_request, request_to_join, support_instead
 from ideas.votes import cast_vote, remaining_votes, retract_vote, votes_of
 
@@ -216,6 +217,8 @@ class IdeaController(Controller):
             "coauthors": await coauthors_of(db_session, idea.id),
             "following": await is_following(db_session, user, "idea", idea.id),
             "experts": await confirmed_experts(db_session, idea.id),
+            # Public once locked (the jury's list); before that, the organisers' working list.
+            "shortlisted": is_locked(challenge, _now(request)) and await is_shortlisted(db_session, idea.id),
         })  # fmt: skip
 
     @post("/vote", name="vote", guards=[rate_limited("vote")])

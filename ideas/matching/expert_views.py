@@ -36,6 +36,7 @@ from ideas.matching.experts import (
     swap_options,
 )
 from ideas.models import Idea
+from ideas.shortlist import shortlisted_ids
 from ideas.similarity import Similarity
 
 STRONG = 0.3
@@ -89,6 +90,7 @@ class ExpertAssignmentController(Controller):
             "pages": max(1, math.ceil(total / PAGE_SIZE)), "has_experts": await any_expert_profile(session),
             "labels": {e.assignment_id: affinity_label(e.affinity) for i in ideas for e in i.experts},
             "any_suggested": any(i.suggested for i in ideas),
+            "shortlisted": await shortlisted_ids(session, challenge.id),
             "values": values or {"k": "1"}, "errors": errors or {},
         }, status_code=status_code)  # fmt: skip
 
@@ -104,12 +106,13 @@ class ExpertAssignmentController(Controller):
                       challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
         signed_in_user(request)
         challenge = await _organised(request, db_session, challenge_id)
-        values = await form_values(request, "k")
+        values = await form_values(request, "k", "shortlisted_only")
         try:
             raw = values["k"].strip()
             if not raw.isdigit() or len(raw) > 4:
                 raise ValidationFailed({"k": _("Enter a whole number of experts per idea, 1 or more.")})
-            done = await suggest_experts(db_session, challenge, _similarity(request), k=int(raw))
+            done = await suggest_experts(db_session, challenge, _similarity(request), k=int(raw),
+                                         shortlisted_only=bool(values["shortlisted_only"]))  # fmt: skip
         except ValidationFailed as exc:
             challenge = await _organised(request, db_session, challenge_id)  # reloaded after a rollback
             return await self._show(request, db_session, challenge, values=values, errors=exc.errors,

@@ -35,7 +35,7 @@ from ideaforge.i18n import _
 from ideaforge.notifications.services import Notifier
 from ideaforge.organisations.models import Membership
 from ideaforge.profiles.models import AssignmentStatus, ExpertAssignment, ExpertConflict, ExpertProfile
-from ideas.models import CoAuthor, CoAuthorStatus, Idea, IdeaStatus, StoredVector
+from ideas.models import CoAuthor, CoAuthorStatus, Idea, IdeaStatus, ShortlistEntry, StoredVector
 from ideas.similarity import Similarity, idea_text
 from ml import matching
 from ml.embedding import Vectors
@@ -344,10 +344,17 @@ async def suggest_experts(
     """Suggest ``k`` experts for each published idea of the challenge (the caller checked that the user is
     an admin of it: ``can_assign_experts``). Confirmed assignments stay and count against each expert's
     capacity; every earlier *suggestion* is replaced. Nothing is written when it cannot be done: bad ``k``,
-    no available expert, or ideas that lack eligible experts (``ValidationFailed`` on "k", naming them)."""
+    no available expert, or ideas that lack eligible experts (``ValidationFailed`` on "k", naming them).
+    ``shortlisted_only``: only the ideas on the challenge's shortlist get experts (``Conflict`` when it is
+    empty); the affinity still centres on all the published ideas."""
     challenge_id = challenge.id
+    wanted: set[int] | None = None
     if shortlisted_only:
-        raise Conflict(_("This challenge has no shortlist yet: suggest experts for all its ideas."))
+        wanted = set(await session.scalars(
+            select(ShortlistEntry.idea_id).where(ShortlistEntry.challenge_id == challenge_id)
+        ))  # fmt: skip
+        if not wanted:
+            raise Conflict(_("This challenge has no shortlist yet: suggest experts for all its ideas."))
     if k < 1:
         raise ValidationFailed({"k": _("Ask for at least one expert per idea.")})
     confirmed = await _confirmed(session, challenge_id)
@@ -368,7 +375,8 @@ async def suggest_experts(
             "You asked for %(k)s experts per idea, but only %(count)s available experts have room for more "
             "ideas in this challenge. Ask for fewer.", k=k, count=len(with_room),
         )})  # fmt: skip
-    rows = [i for i, idea in enumerate(ideas) if len(by_idea[idea.id]) < k]
+    rows = [i for i, idea in enumerate(ideas)
+            if len(by_idea[idea.id]) < k and (wanted is None or idea.id in wanted)]  # fmt: skip
     outside = Counter(u for idea_id, u in confirmed if not any(ideas[i].id == idea_id for i in rows))
     forced: list[tuple[int, int]] = []  # (row, column) kept from the confirmed assignments
     columns: list[int] = []

@@ -124,6 +124,10 @@ async def test_see_results(world, clock):
     await walk(world, clock, Action.SEE_RESULTS)
 
 
+async def test_shortlist(world, clock):
+    await walk(world, clock, Action.SHORTLIST)
+
+
 def test_the_author_role_walks_the_table_through_the_named_functions():
     from tests.challenges.test_phases import T0, H, schedule
 
@@ -147,6 +151,10 @@ def test_the_table_says_what_the_platform_promises():
     )
     assert all(Role.ANONYMOUS not in roles for action in (Action.SUBMIT_IDEA, Action.VOTE, Action.COMMENT)
                for roles in PERMISSIONS[action].values()), "taking part needs an account"  # fmt: skip
+    assert all(roles == {Role.ADMIN} for roles in PERMISSIONS[Action.SHORTLIST].values()), "admins build it"
+    assert not {Phase.REVIEW, Phase.RESULTS, Phase.CLOSED} & set(PERMISSIONS[Action.SHORTLIST]), (
+        "the shortlist locks when the review starts"
+    )
 
 
 def test_a_role_may_act_only_in_the_phases_the_table_names():
