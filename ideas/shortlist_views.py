@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -78,37 +79,29 @@ class ShortlistController(Controller):
     @post("/add")
     async def add(self, request: Request[Any, Any, Any], db_session: DbSession,
                   challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
-        user = signed_in_user(request)
-        challenge, _open = await _organised(request, db_session, challenge_id)
-        values = await form_values(request, "idea", "page")
-        idea_id = _idea_id(values["idea"])
-        try:
-            await add_to_shortlist(
-                db_session, challenge, idea_id, user, _now(request), request.app.state.notifier
-            )
-        except LookupError:
-            raise NotFoundException() from None
-        except (Conflict, Forbidden) as exc:
-            flash(request, exc.message, "error")
-        else:
-            flash(request, _("The idea is on the shortlist. Its authors were told."))
-        return Redirect(_page(challenge_id, values["page"]), status_code=303)
+        return await _change(request, db_session, challenge_id, add_to_shortlist,
+                             lambda: _("The idea is on the shortlist. Its authors were told."))  # fmt: skip
 
     @post("/remove")
     async def remove(self, request: Request[Any, Any, Any], db_session: DbSession,
                      challenge_id: FromPath[int]) -> Response[Any]:  # fmt: skip
-        user = signed_in_user(request)
-        challenge, _open = await _organised(request, db_session, challenge_id)
-        values = await form_values(request, "idea", "page")
-        idea_id = _idea_id(values["idea"])
-        try:
-            await remove_from_shortlist(
-                db_session, challenge, idea_id, user, _now(request), request.app.state.notifier
-            )
-        except LookupError:
-            raise NotFoundException() from None
-        except (Conflict, Forbidden) as exc:
-            flash(request, exc.message, "error")
-        else:
-            flash(request, _("The idea is off the shortlist. Its authors were told."))
-        return Redirect(_page(challenge_id, values["page"]), status_code=303)
+        return await _change(request, db_session, challenge_id, remove_from_shortlist,
+                             lambda: _("The idea is off the shortlist. Its authors were told."))  # fmt: skip
+
+
+async def _change(request: Request[Any, Any, Any], session: DbSession, challenge_id: int,
+                  service: Callable[..., Awaitable[Any]], done: Callable[[], str]) -> Response[Any]:  # fmt: skip
+    """Add or remove the posted idea with ``service``; a refusal is flashed, the page shown again."""
+    user = signed_in_user(request)
+    challenge, _open = await _organised(request, session, challenge_id)
+    values = await form_values(request, "idea", "page")
+    try:
+        await service(session, challenge, _idea_id(values["idea"]), user, _now(request),
+                      request.app.state.notifier)  # fmt: skip
+    except LookupError:
+        raise NotFoundException() from None
+    except (Conflict, Forbidden) as exc:
+        flash(request, exc.message, "error")
+    else:
+        flash(request, done())
+    return Redirect(_page(challenge_id, values["page"]), status_code=303)
