@@ -11,10 +11,8 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from babel import Locale
 from babel.core import get_global
 
 from challenges.models import (
@@ -29,8 +27,8 @@ from challenges.models import (
     SubmitPolicy,
     Visibility,
 )
-from ideaforge.i18n import _, get_locale
-from ideaforge.validation import country_problem, text_problem
+from ideaforge.i18n import _
+from ideaforge.validation import country_problem, language_codes, text_problem
 
 DATE_FIELDS = (
     "submission_starts_at",
@@ -63,19 +61,6 @@ def timezones_for(country: str) -> list[str]:
     zones = list(get_global("territory_zones").get(country) or [])
     preferred = default_timezone(country)
     return [preferred, *sorted(z for z in zones if z != preferred), "UTC"]
-
-
-@cache
-def _language_codes() -> frozenset[str]:
-    return frozenset(
-        code for code in Locale.parse("en").languages if isinstance(code, str) and len(code) == 2
-    )
-
-
-def language_choices() -> list[tuple[str, str]]:
-    names = Locale.parse(get_locale()).languages
-    common = ["en", "fr", "es", "de", "it", "ca", "nl", "pt"]
-    return [(code, str(names.get(code, code)).capitalize()) for code in common]
 
 
 @dataclass
@@ -252,7 +237,7 @@ def parse(raw: Mapping[str, Any]) -> ChallengeData:
     languages = list(dict.fromkeys(code.lower() for code in _list(raw.get("languages")) if code))
     if not languages:
         errors["languages"] = _("Choose at least one language in which ideas are accepted.")
-    elif any(code not in _language_codes() for code in languages):
+    elif any(code not in language_codes() for code in languages):
         errors["languages"] = _("Use two-letter language codes, like en or fr.")
 
     country = _text(raw, "country").upper()

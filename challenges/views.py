@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from challenges import forms
-from challenges.inputs import language_choices, timezones_for
+from challenges.inputs import timezones_for
 from challenges.labels import phase_labels, policy_labels, policy_sentence, visibility_labels
 from challenges.models import Challenge, Phase
 from challenges.permissions import permissions_for
@@ -38,7 +38,7 @@ from ideaforge.errors import Forbidden, ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.notifications.services import is_following
 from ideaforge.organisations.services import get_organisation
-from ideaforge.validation import countries, country_name
+from ideaforge.validation import countries, country_name, language_choices
 from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now

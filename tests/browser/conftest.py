@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.services import CHROMIUM
 
@@ -85,3 +85,25 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+PASSWORD = "correct horse battery staple"
+"""The password of the users the browser tests seed (tests.idea_helpers.make_user) or register."""
+
+
+async def register(page: Page, base: str, email: str, name: str) -> None:
+    """Create an account through the registration page; it ends signed in."""
+    await page.goto(f"{base}/register")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Display name").fill(name)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create my account").click()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+async def log_in(page: Page, base: str, email: str) -> None:
+    await page.goto(f"{base}/login")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()

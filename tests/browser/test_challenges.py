@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Locator, Page, Response, expect
 
-from challenges.inputs import language_choices
 from ideaforge.i18n import gettext, use_locale
+from ideaforge.validation import language_choices
 
 pytestmark = pytest.mark.browser
 

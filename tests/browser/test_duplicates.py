@@ -13,12 +13,11 @@ from playwright.async_api import expect
 from challenges.models import Phase
 from ideaforge.db import Database
 from ideaforge.db.migrate import upgrade
-from tests.browser.conftest import LiveServer, running_server
+from tests.browser.conftest import LiveServer, register, running_server
 from tests.challenge_helpers import make_challenge, make_organisation
 from tests.idea_helpers import make_idea, make_user
 
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery staple"
 PLANTED = "Drinking fountains in every park"
 
 
@@ -58,12 +57,7 @@ async def test_the_typing_panel_shows_a_planted_duplicate_and_supporting_it_vote
     context = await browser.new_context()
     page = await context.new_page()
     page.on("pageerror", lambda e: problems.append(str(e)))
-    await page.goto(f"{server.url}/register")
-    await page.get_by_label("Email address").fill("citizen@example.org")
-    await page.get_by_label("Display name").fill("Citizen")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Create my account").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    await register(page, server.url, "citizen@example.org", "Citizen")
 
     await page.goto(f"{server.url}/challenges/{challenge_id}/ideas/new")
     panel = page.get_by_role("complementary", name="Similar ideas in this challenge")

@@ -9,18 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from challenges.models import Phase
 from ideaforge.db import Database
 from ideaforge.db.migrate import upgrade
 from ideaforge.profiles.models import ExpertProfile
-from tests.browser.conftest import LiveServer, running_server
+from tests.browser.conftest import LiveServer, log_in, running_server
 from tests.challenge_helpers import make_challenge, make_organisation
 from tests.idea_helpers import make_idea, make_user
 
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery staple"
 IDEA = "Community composting in every district"
 EXPERT = "Wanda Waste"
 
@@ -55,21 +54,13 @@ def composting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveS
         yield server, challenge_id
 
 
-async def _log_in(page: Page, server: LiveServer, email: str) -> None:
-    await page.goto(f"{server.url}/login")
-    await page.get_by_label("Email address").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
 async def test_an_organiser_confirms_an_expert_who_then_sees_the_idea(composting, browser):
     server, challenge_id = composting
     problems: list[str] = []
     context = await browser.new_context()
     page = await context.new_page()
     page.on("pageerror", lambda e: problems.append(str(e)))
-    await _log_in(page, server, "organiser@example.org")
+    await log_in(page, server.url, "organiser@example.org")
 
     await page.goto(f"{server.url}/challenges/{challenge_id}")
     await page.get_by_role("link", name="Experts for the ideas").click()
@@ -93,7 +84,7 @@ async def test_an_organiser_confirms_an_expert_who_then_sees_the_idea(composting
     await page.get_by_role("button", name="Log out").click()
     await expect(page.get_by_role("button", name="Log out")).to_have_count(0)
 
-    await _log_in(page, server, "waste@example.org")
+    await log_in(page, server.url, "waste@example.org")
     await page.goto(f"{server.url}/notifications")
     await page.get_by_role("link", name=f"You are asked to advise on the idea “{IDEA}”").click()
     await expect(page.get_by_role("heading", level=1)).to_have_text("Ideas to advise")

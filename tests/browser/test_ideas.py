@@ -15,12 +15,11 @@ from ideaforge.db import Database
 from ideaforge.db.migrate import upgrade
 from ideaforge.organisations.models import Role
 from ideas.models import Comment, Report
-from tests.browser.conftest import LiveServer, running_server
+from tests.browser.conftest import LiveServer, log_in, register, running_server
 from tests.challenge_helpers import add_member, make_challenge, make_organisation
 from tests.idea_helpers import make_idea, make_user
 
 pytestmark = pytest.mark.browser
-PASSWORD = "correct horse battery staple"
 
 
 async def _seed(url: str) -> int:
@@ -59,15 +58,6 @@ def open_challenge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L
         yield server, challenge_id
 
 
-async def _register(page, base: str, email: str, name: str) -> None:
-    await page.goto(f"{base}/register")
-    await page.get_by_label("Email address").fill(email)
-    await page.get_by_label("Display name").fill(name)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Create my account").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
-
-
 async def test_a_vote_shows_live_on_another_citizens_page(open_challenge, browser):
     server, challenge_id = open_challenge
     problems: list[str] = []
@@ -78,7 +68,7 @@ async def test_a_vote_shows_live_on_another_citizens_page(open_challenge, browse
         page.on("console", lambda m: problems.append(m.text)
                 if m.type == "error" and not m.text.startswith("Failed to load resource") else None)  # fmt: skip
 
-    await _register(author, server.url, "author@example.org", "Author")
+    await register(author, server.url, "author@example.org", "Author")
     await author.goto(f"{server.url}/challenges/{challenge_id}")
     await author.get_by_role("link", name="Submit an idea").click()
     await author.get_by_label("Title").fill("Plant fruit trees in every school yard")
@@ -94,7 +84,7 @@ async def test_a_vote_shows_live_on_another_citizens_page(open_challenge, browse
     await expect(count).to_have_text("0")
     await author.wait_for_timeout(500)  # let the event stream connect
 
-    await _register(voter, server.url, "voter@example.org", "Voter")
+    await register(voter, server.url, "voter@example.org", "Voter")
     await voter.goto(f"{server.url}/challenges/{challenge_id}/ideas")
     card = voter.locator(f'[data-idea="{idea_id}"]')
     await card.get_by_role("button", name="Vote").click()
@@ -112,11 +102,7 @@ async def test_a_moderator_hides_a_reported_comment(open_challenge, browser):
     server, challenge_id = open_challenge
     context = await browser.new_context()
     page = await context.new_page()
-    await page.goto(f"{server.url}/login")
-    await page.get_by_label("Email address").fill("moderator@example.org")
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    await log_in(page, server.url, "moderator@example.org")
     await page.goto(f"{server.url}/challenges/{challenge_id}/moderation")
     report = page.locator(".report").filter(has_text="Cheap watches here!!!")
     await expect(report).to_contain_text("Advertising")
