@@ -33,7 +33,7 @@ from ideas.models import DuplicatePair, Idea, IdeaStatus, StoredVector
 from ml.batching import MicroBatcher
 from ml.dedup import DuplicateScorer, Verdict, default_scorer_path, is_meaningful, slug
 from ml.embedding import Embedder, ModelUnavailable, Precision, SentenceTransformerEmbedder
-from ml.index import IndexSet, SnapshotUnusable, limit_threads
+from ml.index import Hit, IndexSet, SnapshotUnusable, limit_threads
 
 log = structlog.get_logger(__name__)
 
@@ -360,9 +360,9 @@ class Similarity:
         hits = await asyncio.to_thread(part.search, vector, CANDIDATES + 1)
         return await self._judged(session, hits, idea_text(idea.title, idea.body), [idea.id], limit)
 
-    async def _judged(self, session: AsyncSession, hits: Sequence[object], text: str, exclude: Sequence[int],
+    async def _judged(self, session: AsyncSession, hits: Sequence[Hit], text: str, exclude: Sequence[int],
                       limit: int) -> list[Suggestion]:  # fmt: skip
-        scores = {h.id: h.score for h in hits if h.id not in exclude}  # type: ignore[attr-defined]
+        scores = {h.id: h.score for h in hits if h.id not in exclude}
         if not scores:
             return []
         ideas = {i.id: i for i in await session.scalars(
@@ -476,43 +476,51 @@ class Similarity:
 
     # --- partner matching (ideas/matching/partners.py) ----------------------------------------------
 
+    async def stored_vectors(
+        self, session: AsyncSession, kind: str, texts: dict[int, str]
+    ) -> dict[int, np.ndarray]:
+        """This model's stored vectors of these objects, where they were made from exactly these texts."""
+        if not texts:
+            return {}
+        rows = await session.execute(
+            select(StoredVector.object_id, StoredVector.vector, StoredVector.content_hash).where(
+                StoredVector.kind == kind, StoredVector.object_id.in_(list(texts)),
+                StoredVector.model == self.model, StoredVector.dimension == self.embedder.dimension)
+        )  # fmt: skip
+        return {
+            object_id: np.frombuffer(vector, dtype="<f4").astype(np.float32)
+            for object_id, vector, digest in rows
+            if digest == _hash(texts[object_id])
+        }
+
     async def partner_vectors(
         self, session: AsyncSession, profiles: Sequence[PartnerProfile]
     ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
         """{profile id: (offers vector, seeks vector or None)} from this model's stored vectors; profiles
         with no vector yet, or whose text changed since, are embedded (in one batch), stored and indexed
         first. Profiles without an offer are left out."""
-        texts = {p.id: (p.offers_text(), p.seeks_text()) for p in profiles}
-        kinds = {"partner": (PARTNERS, 0), "partner_seeks": (PARTNER_SEEKS, 1)}
-
-        async def stored() -> dict[tuple[str, int], tuple[str, bytes]]:
-            rows = await session.execute(
-                select(StoredVector.kind, StoredVector.object_id, StoredVector.content_hash, StoredVector.vector)
-                .where(StoredVector.kind.in_(kinds), StoredVector.object_id.in_(list(texts)),
-                       StoredVector.model == self.model)
-            )  # fmt: skip
-            return {(kind, i): (digest, vector) for kind, i, digest, vector in rows}
-
-        rows = await stored()
+        wanted = {
+            (kind, partition): {p.id: text for p in profiles if (text := text_of(p))}
+            for kind, partition, text_of in (("partner", PARTNERS, PartnerProfile.offers_text),
+                                             ("partner_seeks", PARTNER_SEEKS, PartnerProfile.seeks_text))
+        }  # fmt: skip
+        found = {key: await self.stored_vectors(session, key[0], texts) for key, texts in wanted.items()}
         stale = [
-            (kind, i, texts[i][slot])
-            for i in texts
-            for kind, (_partition, slot) in kinds.items()
-            if texts[i][slot] and rows.get((kind, i), ("", b""))[0] != _hash(texts[i][slot])
+            (key, i, text)
+            for key, texts in wanted.items()
+            for i, text in texts.items()
+            if i not in found[key]
         ]
         if stale:
-            vectors = await self.batcher.encode([text for _k, _i, text in stale])
-            for (kind, i, text), vector in zip(stale, vectors, strict=True):
-                await self._store(session, kind, i, kinds[kind][0], text, vector)
-            rows = await stored()
-        found: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-        for i, (offers, _seeks) in texts.items():
-            if not offers or ("partner", i) not in rows:
-                continue
-            offer = np.frombuffer(rows[("partner", i)][1], dtype="<f4")
-            if i not in self.index.partition(PARTNERS):  # stored but not indexed: index it now
-                await asyncio.to_thread(self.index.partition(PARTNERS).add, [i], offer[None, :])
-                self._dirty = True
-            seeks = rows.get(("partner_seeks", i)) if texts[i][1] else None
-            found[i] = (offer, np.frombuffer(seeks[1], dtype="<f4") if seeks else None)
-        return found
+            vectors = await self.batcher.encode([text for _key, _i, text in stale])
+            for ((kind, partition), i, text), vector in zip(stale, vectors, strict=True):
+                await self._store(session, kind, i, partition, text, vector)
+                found[(kind, partition)][i] = np.asarray(vector, dtype=np.float32)
+        offers, seeks = found[("partner", PARTNERS)], found[("partner_seeks", PARTNER_SEEKS)]
+        missing = [i for i in offers if i not in self.index.partition(PARTNERS)]
+        if missing:  # stored but not indexed (an index rebuilt before they were stored): index them now
+            await asyncio.to_thread(
+                self.index.partition(PARTNERS).add, missing, np.stack([offers[i] for i in missing])
+            )
+            self._dirty = True
+        return {i: (offer, seeks.get(i)) for i, offer in offers.items()}

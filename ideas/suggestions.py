@@ -13,7 +13,7 @@ from ideaforge.accounts.models import User
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.notifications.services import Notifier, set_following
-from ideas.models import TITLE_MAX, CoAuthor, CoAuthorStatus, Idea, IdeaStatus
+from ideas.models import BODY_MAX, TITLE_MAX, CoAuthor, CoAuthorStatus, Idea, IdeaStatus
 from ideas.services import author_ids
 from ideas.votes import cast_vote
 
@@ -29,7 +29,7 @@ class Draft:
     def check(self) -> Draft:
         if not self.title.strip() and not self.body.strip():
             raise ValidationFailed({"title": _("Your draft is empty.")})
-        return Draft(self.title.strip()[:TITLE_MAX], self.body.strip()[:10_000])
+        return Draft(self.title.strip()[:TITLE_MAX], self.body.strip()[:BODY_MAX])
 
 
 @dataclass(frozen=True)

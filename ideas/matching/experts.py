@@ -14,7 +14,6 @@ not embedded yet) is embedded through the app's micro-batcher, never on the even
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -35,7 +34,7 @@ from ideaforge.i18n import _
 from ideaforge.notifications.services import Notifier
 from ideaforge.organisations.models import Membership
 from ideaforge.profiles.models import AssignmentStatus, ExpertAssignment, ExpertConflict, ExpertProfile
-from ideas.models import CoAuthor, CoAuthorStatus, Idea, IdeaStatus, ShortlistEntry, StoredVector
+from ideas.models import CoAuthor, CoAuthorStatus, Idea, IdeaStatus, ShortlistEntry
 from ideas.similarity import Similarity, idea_text
 from ml import matching
 from ml.embedding import Vectors
@@ -55,10 +54,6 @@ def can_assign_experts(access: Access) -> bool:
 async def _require_organiser(session: AsyncSession, challenge: Challenge, actor: User, now: datetime) -> None:
     if not can_assign_experts(await access_for(session, challenge, actor, now)):
         raise Forbidden(_("Only the organisation's owners and admins can assign experts to ideas."))
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- who is in conflict -------------------------------------------------------------------------------------
@@ -224,26 +219,6 @@ async def _experts(session: AsyncSession, *, also_users: Iterable[int] = ()) -> 
     ]  # fmt: skip
 
 
-async def _stored(session: AsyncSession, similarity: Similarity, kind: str,
-                  texts: dict[int, str]) -> dict[int, np.ndarray]:  # fmt: skip
-    """Stored vectors of this model for these objects, when they are of exactly these texts."""
-    if not texts:
-        return {}
-    rows = await session.execute(
-        select(StoredVector.object_id, StoredVector.vector, StoredVector.content_hash).where(
-            StoredVector.kind == kind,
-            StoredVector.object_id.in_(texts),
-            StoredVector.model == similarity.model,
-            StoredVector.dimension == similarity.embedder.dimension,
-        )
-    )
-    return {
-        object_id: np.frombuffer(vector, dtype="<f4").astype(np.float32)
-        for object_id, vector, digest in rows
-        if digest == _digest(texts[object_id])
-    }
-
-
 async def _encode(similarity: Similarity, texts: Iterable[str], known: dict[str, np.ndarray]) -> None:
     missing = list(dict.fromkeys(t for t in texts if t not in known))
     if missing:
@@ -265,11 +240,13 @@ async def build_matching(session: AsyncSession, challenge: Challenge, similarity
     experts = await _experts(session, also_users=also_users)
     declared = await _declared(session, [e.user_id for e in experts])
     known: dict[str, np.ndarray] = {}
-    idea_vectors = await _stored(session, similarity, "idea", {i.id: i.text for i in ideas})
+    idea_vectors = await similarity.stored_vectors(session, "idea", {i.id: i.text for i in ideas})
     known |= {idea.text: idea_vectors[idea.id] for idea in ideas if idea.id in idea_vectors}
     sentences = [matching.profile_sentences(e.expertise, e.keywords) for e in experts]
     wholes = [" ".join(s) for s in sentences]
-    stored = await _stored(session, similarity, "expert", {e.profile_id: e.stored_text for e in experts})
+    stored = await similarity.stored_vectors(
+        session, "expert", {e.profile_id: e.stored_text for e in experts}
+    )
     for expert, kept, whole in zip(experts, sentences, wholes, strict=True):
         dropped = len(kept) != len(matching.split_sentences(expert.expertise)) + len(expert.keywords)
         if expert.profile_id in stored and not dropped:  # the stored vector is of the same (kept) text
