@@ -206,7 +206,7 @@ BARCELONA_SHADE = DemoChallenge(
         "who_may_submit": "verified_email",
         "edit_window_hours": 24,
         "shortlist_size": 12,
-        "jurors_per_idea": 3,
+        "jurors_per_idea": 2,
         "blind_review": True,
         "criteria": [
             {

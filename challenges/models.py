@@ -111,6 +111,8 @@ class Challenge(Base):
     shortlist_size: Mapped[int] = mapped_column(Integer, default=10)
     jurors_per_idea: Mapped[int] = mapped_column(Integer, default=3)
     blind_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    results_published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the organiser published the jury's ranking and winners (``ideas.jury``); None: not yet."""
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -55,7 +55,8 @@ PERMISSIONS: dict[Action, dict[Phase, frozenset[Role]]] = {
         Phase.REVIEW: frozenset({R.MODERATOR, R.ADMIN, R.JUROR}),
     },
     Action.SCORE: {Phase.REVIEW: frozenset({R.JUROR})},
-    # Before publication, results are the organisation's (and the jury's) alone.
+    # The organisation sees the jury's results as they form; everyone else once the organiser publishes them
+    # (``can_see_results``), which is possible from the results phase on.
     Action.SEE_RESULTS: {Phase.REVIEW: ORGANISATION, Phase.RESULTS: EVERYONE, Phase.CLOSED: EVERYONE},
     # The admins build the shortlist from the ideas; it locks when the review starts (the jury's list).
     Action.SHORTLIST: {Phase.SUBMISSION: frozenset({R.ADMIN}), Phase.VOTING: frozenset({R.ADMIN})},
@@ -127,7 +128,10 @@ def can_score(access: Access) -> bool:
 
 
 def can_see_results(access: Access) -> bool:
-    return access.allows(Action.SEE_RESULTS)
+    """The ranking and winners: the organisation's from the review on, everyone's once published."""
+    if not access.allows(Action.SEE_RESULTS):
+        return False
+    return access.challenge.results_published_at is not None or bool(access.roles & ORGANISATION)
 
 
 def can_shortlist(access: Access) -> bool:

@@ -15,7 +15,7 @@ from challenges import forms
 from challenges.inputs import timezones_for
 from challenges.labels import phase_labels, policy_labels, policy_sentence, visibility_labels
 from challenges.models import Challenge, Phase
-from challenges.permissions import permissions_for
+from challenges.permissions import Role, can_see_results, permissions_for
 from challenges.phases import current_phase, timeline
 from challenges.services import (
     PAGE_SIZE,
@@ -123,6 +123,9 @@ class ChallengeController(Controller):
             "policy_sentence": policy_sentence(challenge.who_may_submit, challenge.organisation.name),
             "follow_type": "challenge", "follow_id": challenge.id,
             "following": await is_following(db_session, current_user(request), "challenge", challenge.id),
+            "is_juror": Role.JUROR in access.roles,
+            "winners": await request.app.state.published_winners(db_session, challenge.id)
+            if challenge.results_published_at is not None and can_see_results(access) else [],
             **_labels(),
         })  # fmt: skip
 

@@ -51,6 +51,7 @@ MODEL_MODULES = (
     "ideaforge.profiles.models",
     "challenges.models",
     "ideas.models",
+    "ideas.jury.models",
 )
 
 
@@ -65,6 +66,7 @@ async def load_demo(settings: Settings, clock: Clock | None = None) -> bool:
     from challenges.demo import load_challenge_demo
     from ideaforge.demo import load_demo as load_core_demo
     from ideas.demo import load_idea_demo
+    from ideas.jury.demo import load_jury_demo
 
     now = (clock or SystemClock()).now()
     created = await load_core_demo(settings)
@@ -73,6 +75,7 @@ async def load_demo(settings: Settings, clock: Clock | None = None) -> bool:
         async with database.sessionmaker() as session:
             created = await load_challenge_demo(session, now) or created
             created = await load_idea_demo(session, now) or created
+            created = await load_jury_demo(session, now) or created
     finally:
         await database.dispose()
     return created
@@ -136,6 +139,10 @@ def create_app(
     from ideaforge.web.sessions import RotatingSessionConfig
     from ideas.api import IdeaApi
     from ideas.duplicate_views import DuplicateController, MergeController
+    from ideas.jury.panel_views import JuryController, JuryInvitationController
+    from ideas.jury.results import winners_of
+    from ideas.jury.results_views import ResultsApi, ResultsController
+    from ideas.jury.scoring_views import ScoringController
     from ideas.matching.expert_views import ExpertAssignmentController
     from ideas.matching.partner_views import (
         PartnerDirectoryController,
@@ -246,12 +253,17 @@ def create_app(
             MergeController,
             ExpertAssignmentController,
             ShortlistController,
+            JuryController,
+            JuryInvitationController,
+            ScoringController,
             PartnerSuggestionsController,
             PartnerInterestsController,
             PartnerDirectoryController,
+            ResultsController,
             AccountApi,
             ChallengeApi,
             IdeaApi,
+            ResultsApi,
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         dependencies={"db_session": Provide(provide_db_session)},
@@ -283,6 +295,8 @@ def create_app(
                 "notifier": notifier,
                 # What may be followed, and how to tell that a user can see it (core knows no domain).
                 "follow_targets": {"challenge": _challenge_visible, "idea": _idea_visible},
+                # The challenge page lists the published winners (the jury lives in the ideas package).
+                "published_winners": winners_of,
             }
         ),
         debug=False,

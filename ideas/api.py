@@ -21,6 +21,7 @@ from ideaforge.web.deps import DbSession, request_time
 from ideaforge.web.errors import handle_exception
 from ideaforge.web.forms import page_number
 from ideas import events
+from ideas.jury.scoring import hides_authors
 from ideas.models import BODY_MAX, Comment, Idea
 from ideas.moderation import flag_vote_burst
 from ideas.services import (
@@ -65,8 +66,10 @@ class IdeaOut(msgspec.Struct):
     language: str
     tags: list[str]
     status: str
-    votes: int
-    author: str
+    votes: int | None
+    """None for a juror of a blind review (they do not see vote counts)."""
+    author: str | None
+    """None for a juror of a blind review (they do not see who wrote it)."""
     created_at: datetime
     voted: bool | None = None
 
@@ -155,11 +158,12 @@ def similar_body_invalid(request: Request[Any, Any, Any], exc: ValidationExcepti
     return handle_exception(request, ValidationFailed(errors) if errors else exc)
 
 
-def idea_out(idea: Idea, voted: bool | None = None) -> IdeaOut:
+def idea_out(idea: Idea, voted: bool | None = None, *, blind: bool = False) -> IdeaOut:
+    """``blind``: for a juror of a blind review, without author and vote count (``hides_authors``)."""
     return IdeaOut(id=idea.id, challenge_id=idea.challenge_id, title=idea.title, body=idea.body,
                    language=idea.language, tags=[t.tag for t in idea.tags], status=idea.status.value,
-                   votes=idea.vote_count, author=idea.author.display_name, created_at=idea.created_at,
-                   voted=voted)  # fmt: skip
+                   votes=None if blind else idea.vote_count, author=None if blind else idea.author.display_name,
+                   created_at=idea.created_at, voted=voted)  # fmt: skip
 
 
 def comment_out(comment: Comment) -> CommentOut:
@@ -208,21 +212,22 @@ class IdeaApi(Controller):
                       page: FromQuery[str | None] = None, seed: FromQuery[int] = 0) -> IdeaPage:  # fmt: skip
         if sort not in SORTS:
             raise ValidationFailed({"sort": _("Sort by one of: %(sorts)s.", sorts=", ".join(SORTS))})
-        challenge = (await challenge_or_404(request, db_session, challenge_id))[0]
+        challenge, access = await challenge_or_404(request, db_session, challenge_id)
         number = page_number(page)
         query = IdeaQuery(sort=sort, tag=tag[:30], language=language[:5], seed=seed)
         ideas, total = await list_ideas(db_session, challenge, query, request_time(request), page=number)
         mine = await votes_of(db_session, challenge.id, current_user(request))
-        return IdeaPage(items=[idea_out(i, i.id in mine) for i in ideas], total=total, page=number,
+        blind = hides_authors(access, challenge)
+        return IdeaPage(items=[idea_out(i, i.id in mine, blind=blind) for i in ideas], total=total, page=number,
                         pages=max(1, math.ceil(total / PAGE_SIZE)))  # fmt: skip
 
     @get("/ideas/{idea_id:int}", summary="One idea")
     async def detail(
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
     ) -> IdeaOut:
-        idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
+        idea, challenge, access = await idea_or_404(request, db_session, idea_id)
         mine = await votes_of(db_session, challenge.id, current_user(request))
-        return idea_out(idea, idea.id in mine)
+        return idea_out(idea, idea.id in mine, blind=hides_authors(access, challenge))
 
     @get(
         "/ideas/{idea_id:int}/similar",

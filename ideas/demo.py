@@ -96,6 +96,20 @@ IDEAS: dict[str, list[tuple[str, str, str, str, list[str]]]] = {
             "Une fontaine à boire tous les 300 mètres, reliée au réseau existant.",
             [],
         ),
+        (
+            "citizen@ideaforge.demo",
+            "en",
+            "Trees instead of tarmac in school car parks",
+            "Replace half of each school car park with trees and permeable paving, planted with the pupils.",
+            [],
+        ),
+        (
+            "maire@rennes.demo",
+            "fr",
+            "Des salles fraîches dans les médiathèques",
+            "Pendant les canicules, les médiathèques climatisées ouvrent plus tard et accueillent tout le monde.",
+            [],
+        ),
     ],
     "Last-mile delivery": [
         (
@@ -118,6 +132,27 @@ IDEAS: dict[str, list[tuple[str, str, str, str, list[str]]]] = {
             "fr",
             "Des vélos-cargos mutualisés entre commerçants",
             "Une flotte partagée, réservée par créneaux, avec une aire de recharge.",
+            [],
+        ),
+        (
+            "citoyenne@ideaforge.demo",
+            "fr",
+            "Des consignes à colis aux arrêts de tram",
+            "Les colis attendent dans des casiers aux arrêts, qu'on ouvre en rentrant du travail.",
+            [],
+        ),
+        (
+            "citizen@ideaforge.demo",
+            "en",
+            "Quiet electric deliveries at night",
+            "Silent electric vans deliver shops between 10 pm and 6 am, when the streets are empty.",
+            [],
+        ),
+        (
+            "citizen@ideaforge.demo",
+            "en",
+            "One delivery round for all the old town's shops",
+            "A shared depot at the edge of the old town bundles every shop's deliveries into one cargo-bike round.",
             [],
         ),
     ],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -22,6 +20,7 @@ from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values
+from ideaforge.web.spreadsheet import csv_bytes
 from ideaforge.web.templating import render
 from ideas.models import Comment, Idea, Report
 from ideas.moderation import (
@@ -169,19 +168,12 @@ class ModerationController(Controller):
             .where(Idea.challenge_id == challenge_id).options(selectinload(Idea.author))
             .order_by(Idea.vote_count.desc(), Idea.id)
         )).all()  # fmt: skip
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["id", "title", "author", "author_email", "language", "status", "votes", "comments",
-                         "created_at", "url"])  # fmt: skip
         base = request.app.state.settings.base_url.rstrip("/")
-        for idea, n_comments in rows:
-            writer.writerow([idea.id, _csv_safe(idea.title), _csv_safe(idea.author.display_name), _csv_safe(idea.author.email),
-                             idea.language, idea.status.value, idea.vote_count, n_comments,
-                             idea.created_at.isoformat(), f"{base}/ideas/{idea.id}"])  # fmt: skip
-        return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8", headers={
+        body = csv_bytes(
+            ["id", "title", "author", "author_email", "language", "status", "votes", "comments", "created_at", "url"],
+            ([idea.id, idea.title, idea.author.display_name, idea.author.email, idea.language, idea.status.value,
+              idea.vote_count, n_comments, idea.created_at.isoformat(), f"{base}/ideas/{idea.id}"]
+             for idea, n_comments in rows),
+        )  # fmt: skip
+        return Response(body, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f'attachment; filename="challenge-{challenge_id}-ideas.csv"'})  # fmt: skip
-
-
-def _csv_safe(text: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas: defuse user text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

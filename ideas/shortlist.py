@@ -67,7 +67,7 @@ def _is_postgres(session: AsyncSession) -> bool:
 
 
 @asynccontextmanager
-async def _challenge_locked(session: AsyncSession, challenge_id: int) -> AsyncIterator[Challenge]:
+async def challenge_locked(session: AsyncSession, challenge_id: int) -> AsyncIterator[Challenge]:
     """The challenge, reloaded under a lock held until the transaction ends (committed inside, or rolled
     back on the way out)."""
     async with AsyncExitStack() as held:
@@ -132,7 +132,7 @@ async def add_to_shortlist(session: AsyncSession, challenge: Challenge, idea_id:
     access = await _require_admin(session, challenge, actor, now)
     _check_phase(challenge, access)
     mails: list[Mail] = []
-    async with _challenge_locked(session, challenge_id) as locked:
+    async with challenge_locked(session, challenge_id) as locked:
         _check_phase(locked, access)  # again, on the row as it is now
         size, organisation_id, challenge_title = locked.shortlist_size, locked.organisation_id, locked.title
         idea = await session.scalar(select(Idea).where(Idea.id == idea_id, Idea.challenge_id == challenge_id))
@@ -187,7 +187,7 @@ async def remove_from_shortlist(session: AsyncSession, challenge: Challenge, ide
     access = await _require_admin(session, challenge, actor, now)
     _check_phase(challenge, access)
     mails: list[Mail] = []
-    async with _challenge_locked(session, challenge_id) as locked:
+    async with challenge_locked(session, challenge_id) as locked:
         _check_phase(locked, access)
         organisation_id, challenge_title = locked.organisation_id, locked.title
         found = (await session.execute(

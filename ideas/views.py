@@ -27,6 +27,7 @@ from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import is_htmx, render
 from ideas import events
+from ideas.jury.scoring import hides_authors
 from ideas.matching.experts import confirmed_experts
 from ideas.models import BODY_MAX, TITLE_MAX, Comment
 from ideas.moderation import can_moderate, flag_vote_burst
@@ -125,7 +126,7 @@ class ChallengeIdeasController(Controller):
             "pages": max(1, math.ceil(total / PAGE_SIZE)), "params": params, "sorts": SORTS,
             "my_votes": await votes_of(db_session, challenge.id, user), "can_vote": can_vote(access),
             "remaining": await remaining_votes(db_session, challenge, user), "signed_in": user is not None,
-            "can_submit": can_submit_idea(access), "q": q,
+            "can_submit": can_submit_idea(access), "q": q, "hide_authors": hides_authors(access, challenge),
         }, block="idea_list")  # fmt: skip
 
     @get("/events", name="challenge_events")
@@ -219,6 +220,7 @@ class IdeaController(Controller):
             "experts": await confirmed_experts(db_session, idea.id),
             # Public once locked (the jury's list); before that, the organisers' working list.
             "shortlisted": is_locked(challenge, _now(request)) and await is_shortlisted(db_session, idea.id),
+            "hide_authors": hides_authors(access, challenge),  # blind review: a juror sees no author or vote
         })  # fmt: skip
 
     @post("/vote", name="vote", guards=[rate_limited("vote")])

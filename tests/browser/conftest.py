@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from ideaforge.db.migrate import upgrade
 from tests.services import CHROMIUM
+
+T = TypeVar("T")
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -67,6 +73,21 @@ def running_server(data_dir: Path) -> Iterator[LiveServer]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@contextmanager
+def seeded_server(
+    data_dir: Path, seed: Callable[[str], Coroutine[Any, Any, T]]
+) -> Iterator[tuple[LiveServer, T]]:
+    """A server over a database migrated and then filled by ``seed(url)`` (run in its own event loop, since
+    the test's loop is not running yet when module fixtures start); yields the server and what ``seed``
+    returned."""
+    url = f"sqlite+aiosqlite:///{data_dir / 'ideaforge.sqlite3'}"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, url).result()
+        seeded: T = pool.submit(asyncio.run, seed(url)).result()
+    with running_server(data_dir) as server:
+        yield server, seeded
 
 
 @pytest.fixture(scope="module")

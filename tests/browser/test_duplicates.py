@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +10,7 @@ from playwright.async_api import expect
 
 from challenges.models import Phase
 from ideaforge.db import Database
-from ideaforge.db.migrate import upgrade
-from tests.browser.conftest import LiveServer, register, running_server
+from tests.browser.conftest import LiveServer, register, seeded_server
 from tests.challenge_helpers import make_challenge, make_organisation
 from tests.idea_helpers import make_idea, make_user
 
@@ -42,12 +39,7 @@ async def _seed(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def cooler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, int]]:
-    data_dir = tmp_path_factory.mktemp("duplicates-live")
-    url = f"sqlite+aiosqlite:///{data_dir / 'ideaforge.sqlite3'}"
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, url).result()
-        challenge_id = pool.submit(asyncio.run, _seed(url)).result()
-    with running_server(data_dir) as server:
+    with seeded_server(tmp_path_factory.mktemp("duplicates-live"), _seed) as (server, challenge_id):
         yield server, challenge_id
 
 

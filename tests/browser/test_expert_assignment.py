@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -13,9 +11,8 @@ from playwright.async_api import expect
 
 from challenges.models import Phase
 from ideaforge.db import Database
-from ideaforge.db.migrate import upgrade
 from ideaforge.profiles.models import ExpertProfile
-from tests.browser.conftest import LiveServer, log_in, running_server
+from tests.browser.conftest import LiveServer, log_in, seeded_server
 from tests.challenge_helpers import make_challenge, make_organisation
 from tests.idea_helpers import make_idea, make_user
 
@@ -45,12 +42,7 @@ async def _seed(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def composting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, int]]:
-    data_dir = tmp_path_factory.mktemp("experts-live")
-    url = f"sqlite+aiosqlite:///{data_dir / 'ideaforge.sqlite3'}"
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, url).result()
-        challenge_id = pool.submit(asyncio.run, _seed(url)).result()
-    with running_server(data_dir) as server:
+    with seeded_server(tmp_path_factory.mktemp("experts-live"), _seed) as (server, challenge_id):
         yield server, challenge_id
 
 

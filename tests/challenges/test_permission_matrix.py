@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from challenges.models import Challenge, Phase
-from challenges.permissions import CHECKS, PERMISSIONS, Access, Action, Role, allowed_by_table
+from challenges.permissions import (
+    CHECKS,
+    PERMISSIONS,
+    Access,
+    Action,
+    Role,
+    allowed_by_table,
+    can_see_results,
+)
 from challenges.phases import active_phases
 from ideaforge.organisations.models import Role as OrgRole
 from tests.challenge_helpers import add_juror, add_member, make_challenge, make_organisation, user
@@ -69,7 +77,10 @@ async def world(client, db, clock):
 
 
 def expected(action: Action, challenge: Challenge, now, roles: frozenset[Role]) -> bool:
-    return allowed_by_table(action, active_phases(challenge, now), roles)
+    allowed = allowed_by_table(action, active_phases(challenge, now), roles)
+    if action is Action.SEE_RESULTS and challenge.results_published_at is None:
+        return allowed and bool(roles & {Role.MODERATOR, Role.ADMIN})  # unpublished: the organisation's only
+    return allowed
 
 
 async def walk(world: World, clock, action: Action) -> None:
@@ -133,12 +144,26 @@ def test_the_author_role_walks_the_table_through_the_named_functions():
 
     for hours in (-1, 50, 150, 250, 350, 450):
         challenge = schedule()
+        challenge.results_published_at = T0 + 300 * H  # published: the table alone decides
         now = T0 + hours * H
         for action, check in CHECKS.items():
             access = Access(challenge, now, frozenset({Role.CITIZEN, Role.AUTHOR}))
             assert check(access) == allowed_by_table(action, active_phases(challenge, now), access.roles), (
                 action
             )
+
+
+def test_results_stay_the_organisations_until_published():
+    from tests.challenges.test_phases import T0, H, schedule
+
+    challenge, now = schedule(), T0 + 350 * H  # in the results phase, nothing published yet
+    citizen, admin = frozenset({Role.CITIZEN}), frozenset({Role.CITIZEN, Role.ADMIN})
+    juror = frozenset({Role.CITIZEN, Role.JUROR})
+    assert not can_see_results(Access(challenge, now, citizen))
+    assert not can_see_results(Access(challenge, now, juror))
+    assert can_see_results(Access(challenge, now, admin))
+    challenge.results_published_at = now
+    assert can_see_results(Access(challenge, now, citizen))
 
 
 def test_the_table_says_what_the_platform_promises():

@@ -1,0 +1,1 @@
+"""Jury: invitations, conflicts, assignment, scoring, calibrated results."""
