@@ -29,6 +29,7 @@ from ideaforge.i18n import _
 from ideaforge.organisations.services import get_organisation
 from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession, request_time
+from ideaforge.web.errors import problems
 from ideaforge.web.forms import page_number
 
 
@@ -152,7 +153,7 @@ class ChallengeApi(Controller):
     path = "/api/v1/challenges"
     tags = ["challenges"]  # noqa: RUF012  # Litestar reads a class attribute
 
-    @get("/", summary="The public directory of challenges, filtered and paginated")
+    @get("/", summary="The public directory of challenges, filtered and paginated", responses=problems(400))
     async def list_challenges(
         self, request: Request[Any, Any, Any], db_session: DbSession,
         q: FromQuery[str] = "", phase: FromQuery[str] = "", country: FromQuery[str] = "",
@@ -167,7 +168,11 @@ class ChallengeApi(Controller):
         return ChallengePage(items=[challenge_out(c, now) for c in found], total=total, page=number,
                              pages=max(1, math.ceil(total / PAGE_SIZE)))  # fmt: skip
 
-    @get("/{challenge_id:int}", summary="One challenge, with what the caller may do in it now")
+    @get(
+        "/{challenge_id:int}",
+        summary="One challenge, with what the caller may do in it now",
+        responses=problems(400, 404),
+    )
     async def get_challenge(
         self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int]
     ) -> ChallengeOut:
@@ -179,7 +184,8 @@ class ChallengeApi(Controller):
         return challenge_out(challenge, now, access)
 
     @post("/", status_code=HTTP_201_CREATED, guards=[login_required],
-          summary="Create a challenge (as a draft) for an organisation you administer")  # fmt: skip
+          summary="Create a challenge (as a draft) for an organisation you administer",
+          responses=problems(400, 401, 403, 422))  # fmt: skip
     async def create(
         self, request: Request[Any, Any, Any], db_session: DbSession, data: JSONBody[ChallengeCreate]
     ) -> ChallengeOut:
@@ -190,7 +196,12 @@ class ChallengeApi(Controller):
         challenge = await create_challenge(db_session, organisation, user, data.given())
         return await self._reloaded(request, db_session, challenge.id)
 
-    @patch("/{challenge_id:int}", guards=[login_required], summary="Change some fields of a challenge")
+    @patch(
+        "/{challenge_id:int}",
+        guards=[login_required],
+        summary="Change some fields of a challenge",
+        responses=problems(400, 401, 403, 404, 422),
+    )
     async def update(
         self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
         data: JSONBody[ChallengeChanges],

@@ -33,6 +33,7 @@ from ideaforge.db import Database
 from ideaforge.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from ideaforge.jobs import Handler, JobContext, JobQueue
     from ideas.similarity import Similarity
     from ml.dedup import DuplicateScorer, Pair
     from ml.embedding import Embedder
@@ -99,7 +100,7 @@ async def _idea_visible(session: AsyncSession, target_id: int, user: Any, now: A
 
 
 async def _announce_phases(db: Database, notifier: Any, clock: Clock, every: int) -> None:
-    """Tell followers when a challenge's phase moves with its dates (the worker will own this)."""
+    """Tell followers when a challenge's phase moves with its dates (in the worker with IDEAFORGE_JOBS=redis)."""
     from challenges.services import announce_phase_changes
 
     log = structlog.get_logger("ideaforge.phases")
@@ -110,6 +111,85 @@ async def _announce_phases(db: Database, notifier: Any, clock: Clock, every: int
         except Exception:
             log.exception("announcing phase changes failed")
         await asyncio.sleep(every)
+
+
+def job_handlers() -> dict[str, Handler]:
+    """Every package's job handlers, by name: core's mail, the ideas' embedding."""
+    from ideaforge.mail import MAIL_JOBS
+    from ideas.jobs import IDEA_JOBS
+
+    return {**MAIL_JOBS, **IDEA_JOBS}
+
+
+def make_job_queue(settings: Settings, context: JobContext, redis: Redis | None) -> JobQueue:
+    """In-process by default; the Redis queue (for `ideaforge worker`) with IDEAFORGE_JOBS=redis."""
+    from ideaforge.jobs import InProcessJobs, RedisJobs
+
+    if settings.jobs == "redis" and redis is not None:
+        return RedisJobs(redis, settings.redis_prefix)
+    return InProcessJobs(context, job_handlers())
+
+
+async def start_similarity(
+    settings: Settings, db: Database, jobs: JobQueue, embedder: Embedder | None = None
+) -> Similarity:
+    """The process's ``Similarity``, started: the model that the settings name (or ``embedder``), its
+    scorer, and the vector index loaded or rebuilt. The web app and the worker start it the same way."""
+    from ideas.similarity import Similarity, SimilarityUnavailable, load_embedder, load_scorer
+
+    try:
+        model = embedder.model_name if embedder is not None else settings.embedding_model
+        scorer = load_scorer(model, settings.dedup_scorer)
+        if embedder is None:
+            embedder = await asyncio.to_thread(
+                load_embedder, settings.embedding_model, settings.embedding_precision
+            )
+    except SimilarityUnavailable as exc:
+        structlog.get_logger("ideaforge.startup").error("cannot start", reason=str(exc))
+        raise
+    similarity = Similarity(embedder, scorer, db, settings.data_dir, jobs)
+    await similarity.start()
+    return similarity
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, embedder: Embedder | None = None) -> None:
+    """``ideaforge worker``: run jobs from the Redis queue until ``stop`` is set, with the same services
+    as the web app; also tells followers of phase changes (the web processes leave that to the worker)."""
+    from ideaforge.jobs import JobContext, RedisJobs, Worker
+    from ideaforge.mail import make_mailer
+    from ideaforge.notifications.services import Notifier
+
+    if not settings.redis_url:
+        raise SettingUnusable("the worker takes its jobs from Redis: set IDEAFORGE_REDIS_URL")
+    load_models()
+    log = structlog.get_logger("ideaforge.worker")
+    if settings.jobs != "redis":
+        log.warning("IDEAFORGE_JOBS is not redis: the web processes run their jobs themselves")
+    db = Database(settings.resolved_database_url)
+    redis = Redis.from_url(settings.redis_url)
+    jobs = RedisJobs(redis, settings.redis_prefix)  # the jobs these jobs queue (mails of notifications)
+    context = JobContext(settings, db, make_mailer(settings.smtp_url, settings.data_dir), redis)
+    worker = Worker(redis, settings.redis_prefix, context, job_handlers(),
+                    heartbeat=settings.worker_heartbeat_seconds)  # fmt: skip
+    similarity: Similarity | None = None
+    periodic: list[asyncio.Task[None]] = []
+    try:
+        similarity = await start_similarity(settings, db, jobs, embedder)
+        context.services["similarity"] = similarity
+        if settings.phase_check_seconds > 0:
+            notifier = Notifier(jobs=jobs, sender=settings.mail_from, base_url=settings.base_url,
+                                default_locale=settings.default_locale)  # fmt: skip
+            periodic.append(asyncio.create_task(
+                _announce_phases(db, notifier, SystemClock(), settings.phase_check_seconds)))  # fmt: skip
+        await worker.run(stop)
+    finally:
+        for task in periodic:
+            task.cancel()
+        await jobs.drain()
+        if similarity is not None:
+            await similarity.close()
+        await db.dispose()
+        await redis.aclose()
 
 
 def create_app(
@@ -124,9 +204,11 @@ def create_app(
     from ideaforge.accounts.views import AccountController
     from ideaforge.health import healthz, readyz
     from ideaforge.home import home
-    from ideaforge.jobs import InProcessJobs
+    from ideaforge.jobs import JobContext
+    from ideaforge.jobs_views import JobsAdminController
     from ideaforge.logs import AccessLogMiddleware, configure_logging
     from ideaforge.mail import make_mailer
+    from ideaforge.metrics import MetricsMiddleware, count_unrouted, mark_this_process_dead, metrics_endpoint
     from ideaforge.notifications.services import Notifier
     from ideaforge.notifications.views import NotificationController
     from ideaforge.organisations.views import InvitationController, OrganisationController
@@ -135,6 +217,7 @@ def create_app(
     from ideaforge.web.auth import AuthMiddleware
     from ideaforge.web.errors import handle_exception
     from ideaforge.web.headers import security_headers
+    from ideaforge.web.ids import reject_impossible_ids
     from ideaforge.web.locale import LocaleMiddleware
     from ideaforge.web.sessions import RotatingSessionConfig
     from ideas.api import IdeaApi
@@ -169,9 +252,10 @@ def create_app(
         per_account=settings.login_attempts_per_account,
         per_ip=settings.login_attempts_per_ip,
     )
-    jobs = InProcessJobs()
     mailer = make_mailer(settings.smtp_url, settings.data_dir)
-    notifier = Notifier(jobs=jobs, mailer=mailer, sender=settings.mail_from, base_url=settings.base_url,
+    job_context = JobContext(settings, db, mailer, redis)  # its "similarity" is added at start-up
+    jobs = make_job_queue(settings, job_context, redis)
+    notifier = Notifier(jobs=jobs, sender=settings.mail_from, base_url=settings.base_url,
                         default_locale=settings.default_locale)  # fmt: skip
     channels = ChannelsPlugin(
         backend=RedisChannelsPubSubBackend(redis=redis) if redis else MemoryChannelsBackend(history=0),
@@ -185,7 +269,7 @@ def create_app(
         secure=production,
         httponly=True,
         samesite="lax",
-        exclude=["/api/", "/static/", "/healthz", "/readyz"],
+        exclude=["/api/", "/static/", "/healthz", "/readyz", "/metrics"],
     )
     csrf_config = CSRFConfig(
         secret=settings.resolved_secret_key,
@@ -195,29 +279,18 @@ def create_app(
         cookie_samesite="lax",
         header_name="x-csrftoken",
         # The API authenticates with bearer tokens only (see ideaforge.web.auth).
-        exclude=["/api/", "/healthz", "/readyz", "/static/"],
+        exclude=["/api/", "/healthz", "/readyz", "/metrics", "/static/"],
     )
 
     periodic: list[asyncio.Task[None]] = []
 
     async def on_startup(app: Litestar) -> None:
-        from ideas.similarity import Similarity, SimilarityUnavailable, load_embedder, load_scorer
-
-        try:
-            model = embedder.model_name if embedder is not None else settings.embedding_model
-            scorer = load_scorer(model, settings.dedup_scorer)
-            loaded = embedder or await asyncio.to_thread(
-                load_embedder, settings.embedding_model, settings.embedding_precision
-            )
-        except SimilarityUnavailable as exc:
-            structlog.get_logger("ideaforge.startup").error("cannot start", reason=str(exc))
-            raise
-        similarity = Similarity(loaded, scorer, db, settings.data_dir, jobs)
-        await similarity.start()
+        similarity = await start_similarity(settings, db, jobs, embedder)
+        job_context.services["similarity"] = similarity
         app.state.similarity = similarity
         app.state.meaning_search = similarity.search_challenges  # the directory's search by meaning
         app.state.profile_changed = similarity.schedule_profile  # core's profiles are embedded after commit
-        if settings.phase_check_seconds > 0:
+        if settings.phase_check_seconds > 0 and settings.jobs == "inprocess":  # else the worker does it
             periodic.append(asyncio.create_task(_announce_phases(db, notifier, clock or SystemClock(),
                                                                  settings.phase_check_seconds)))  # fmt: skip
 
@@ -230,18 +303,25 @@ def create_app(
         await db.dispose()
         if redis is not None:
             await redis.aclose()
+        if settings.metrics_enabled:
+            mark_this_process_dead()  # its in-progress gauge stops counting (multi-process mode)
+
+    # /metrics: for the internal network only (restrict it at the proxy); IDEAFORGE_METRICS=false removes it.
+    metrics = settings.metrics_enabled
 
     return Litestar(
         route_handlers=[
             home,
             healthz,
             readyz,
+            *([metrics_endpoint] if metrics else []),
             AccountController,
             OrganisationController,
             InvitationController,
             ExpertiseController,
             PartnerProfileController,
             NotificationController,
+            JobsAdminController,
             ChallengeController,
             NewChallengeController,
             OrganisationChallengesController,
@@ -267,12 +347,19 @@ def create_app(
             create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
         ],
         dependencies={"db_session": Provide(provide_db_session)},
-        middleware=[AccessLogMiddleware, session_config.middleware, AuthMiddleware, LocaleMiddleware],
+        middleware=[
+            *([MetricsMiddleware] if metrics else []),
+            AccessLogMiddleware,
+            session_config.middleware,
+            AuthMiddleware,
+            LocaleMiddleware,
+        ],
         csrf_config=csrf_config,
         stores=StoreRegistry(stores={"sessions": session_store}),
         plugins=[channels],
         exception_handlers={Exception: handle_exception},
-        before_send=[security_headers(production=production)],
+        before_request=reject_impossible_ids,
+        before_send=[security_headers(production=production), *([count_unrouted] if metrics else [])],
         openapi_config=OpenAPIConfig(
             title="IdeaForge API",
             version="1",
@@ -280,6 +367,7 @@ def create_app(
             render_plugins=[JsonRenderPlugin()],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,  # configure_logging owns the root logger: JSON lines in production, stdlib too
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         state=State(
@@ -356,7 +444,8 @@ async def similarity_service(
     settings: Settings, embedder: Embedder | None = None
 ) -> AsyncIterator[Similarity]:
     """The app's ``Similarity`` (same model, scorer, database and snapshot directory), without the web app."""
-    from ideaforge.jobs import InProcessJobs
+    from ideaforge.jobs import InProcessJobs, JobContext
+    from ideaforge.mail import make_mailer
     from ideas.similarity import Similarity
 
     load_models()
@@ -364,8 +453,10 @@ async def similarity_service(
     scorer = _scorer_for(settings, model)
     loaded = await _embedder_for(settings, embedder)
     database = Database(settings.resolved_database_url)
-    jobs = InProcessJobs()
+    context = JobContext(settings, database, make_mailer(settings.smtp_url, settings.data_dir))
+    jobs = InProcessJobs(context, job_handlers())
     similarity = Similarity(loaded, scorer, database, settings.data_dir, jobs)
+    context.services["similarity"] = similarity
     try:
         yield similarity
     finally:

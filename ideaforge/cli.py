@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -38,6 +39,7 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.UsageError(
             "several workers share sessions and limits through Redis: set IDEAFORGE_REDIS_URL"
         )
+    _prepare_metrics_dir(settings.data_dir, workers)
     upgrade(settings.resolved_database_url)
     uvicorn.run(
         "ideaforge.app:create_app",
@@ -49,6 +51,44 @@ def serve(host: str, port: int, workers: int) -> None:
         proxy_headers=True,
         log_config=None,
     )
+
+
+def _prepare_metrics_dir(data_dir: Path, workers: int) -> None:
+    """Several workers write their metrics to files that /metrics sums (see ideaforge.metrics): use the
+    PROMETHEUS_MULTIPROC_DIR given, else ``DATA_DIR/prometheus``, emptied of the previous run's values. Set
+    here, before any worker starts and imports prometheus_client, which picks its storage at import."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not given and workers <= 1:
+        return  # one process: its own registry
+    path = Path(given) if given else data_dir / "prometheus"
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+@main.command()
+def worker() -> None:
+    """Run background jobs (email, embedding) from the Redis queue until SIGTERM or Ctrl-C; the job under
+    way finishes first. The web processes queue them there with IDEAFORGE_JOBS=redis."""
+    import signal
+
+    from ideaforge.app import run_worker
+    from ideaforge.logs import configure_logging
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise click.UsageError("the worker takes its jobs from Redis: set IDEAFORGE_REDIS_URL")
+    configure_logging(json=settings.is_production)
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop, _given_embedder())
+
+    _run(work())
 
 
 @main.group()
@@ -86,6 +126,58 @@ def db_revision(message: str) -> None:
     from ideaforge.db.migrate import revision
 
     revision(get_settings().resolved_database_url, message)
+
+
+BACKUP_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    for table, count in counts.items():
+        click.echo(f"{table}: {count}")
+
+
+@main.command("export")
+@click.argument("file", type=BACKUP_FILE)
+def export_command(file: Path) -> None:
+    """Write the whole instance (every table, vectors included) to FILE, a gzip'd JSON lines backup. It holds
+    password hashes: keep it like a database dump."""
+    from ideaforge.backup import BackupRefused, export_database
+
+    try:
+        counts = asyncio.run(export_database(get_settings().resolved_database_url, file))
+    except BackupRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    _print_counts(counts)
+    click.echo(f"exported {sum(counts.values())} rows to {file}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+def import_command(file: Path) -> None:
+    """Load a backup made by `ideaforge export` into an empty database, all or nothing. A new database is
+    first migrated to the file's revision; run `ideaforge db upgrade` afterwards when the code is newer."""
+    from alembic.util import CommandError
+
+    from ideaforge.backup import BackupRefused, import_database, is_new, read_header
+    from ideaforge.db.migrate import upgrade
+
+    url = get_settings().resolved_database_url
+    try:
+        revision = read_header(file).get("alembic_revision")
+        if is_new(url):
+            try:
+                upgrade(url, str(revision))
+            except CommandError:
+                raise BackupRefused(
+                    f"the file is at migration {revision}, which this version does not know"
+                ) from None
+        counts = asyncio.run(import_database(url, file))
+    except BackupRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    _print_counts(counts)
+    click.echo(f"imported {sum(counts.values())} rows from {file}")
 
 
 @main.group()

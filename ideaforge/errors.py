@@ -35,6 +35,12 @@ class InvalidCredentials(Exception):
     """Unknown email or wrong password: deliberately one error, so neither is revealed."""
 
 
+class UnstorableText(Exception):
+    """A text holds a NUL character, which PostgreSQL can neither store nor compare; answered 400.
+
+    Refused where any query is sent (``ideaforge.db.engine``), on every backend alike."""
+
+
 class Conflict(Exception):
     """The action does not fit the current state (wrong phase, budget spent...); answered 409."""
 

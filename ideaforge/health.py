@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from litestar import Request, Response, get
 from litestar.enums import MediaType
+from litestar.openapi.datastructures import ResponseSpec
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,7 @@ async def healthz() -> dict[str, str]:
     media_type=MediaType.JSON,
     summary="Database (and Redis when configured) reachable",
     tags=["health"],
+    responses={503: ResponseSpec(dict[str, Any], description="A dependency is unreachable (see checks)")},
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     state = request.app.state

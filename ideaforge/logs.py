@@ -62,6 +62,7 @@ def configure_logging(*, json: bool, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry whole URLs, tokens included
 
 
 class AccessLogMiddleware:

@@ -2,22 +2,35 @@
 
 The outbox keeps the message on disk under ``var/outbox/`` and logs only who it is for and
 where it lies: mails carry one-time links, and tokens must never reach the logs.
+
+Mail leaves through the ``mail.send`` job (``queue_mail``), after the commit: the message travels
+as its bytes, with a Message-ID fixed when it is queued, so that a retried job does not send it twice.
 """
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import make_msgid, parseaddr
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 import anyio
 import structlog
 
+from ideaforge.jobs import Handler, JobContext, JobQueue, jobs_key
+
 log = structlog.get_logger(__name__)
+
+MAIL_JOB = "mail.send"
+SENT_KEPT_SECONDS = 7 * 24 * 3600
+"""How long a sent Message-ID is remembered (far longer than a job's retries last)."""
 
 
 class Mailer(Protocol):
@@ -74,3 +87,36 @@ class SmtpMailer:
 
 def make_mailer(smtp_url: str, data_dir: Path) -> Mailer:
     return SmtpMailer(smtp_url) if smtp_url else OutboxMailer(data_dir / "outbox")
+
+
+# --- the mail job ---------------------------------------------------------------------------------------
+
+
+def queue_mail(jobs: JobQueue, message: EmailMessage) -> None:
+    """Send ``message`` from a job; call only after the commit."""
+    if message["Message-ID"] is None:
+        domain = parseaddr(str(message["From"] or ""))[1].rpartition("@")[2] or "ideaforge.localhost"
+        message["Message-ID"] = make_msgid(domain=domain)
+    jobs.enqueue(MAIL_JOB, {"message": base64.b64encode(message.as_bytes()).decode("ascii")})
+
+
+def _parse(payload: dict[str, Any]) -> EmailMessage:
+    parsed = email.message_from_bytes(base64.b64decode(payload["message"]), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)  # what the default policy builds
+    return parsed
+
+
+async def send_mail(context: JobContext, payload: dict[str, Any]) -> None:
+    """The ``mail.send`` job: at most once per Message-ID when Redis is there to remember it (a worker
+    killed between sending and remembering sends it again: at least once beats never)."""
+    message = _parse(payload)
+    sent = jobs_key(context.settings.redis_prefix, "sent", str(message["Message-ID"]))
+    if context.redis is not None and await context.redis.exists(sent):
+        log.info("mail already sent; not sending it again", to=message["To"], subject=message["Subject"])
+        return
+    await context.mailer.send(message)
+    if context.redis is not None:
+        await context.redis.set(sent, "1", ex=SENT_KEPT_SECONDS)
+
+
+MAIL_JOBS: dict[str, Handler] = {MAIL_JOB: send_mail}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from limits import parse
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,8 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105  # a file name, not a secret
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IDEAFORGE_", extra="ignore")
+    # populate_by_name: fields with an environment alias (metrics_enabled) are still set by name in code.
+    model_config = SettingsConfigDict(env_prefix="IDEAFORGE_", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = REPO_ROOT / "var"
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     """Empty means in-memory stores (a single process)."""
     redis_prefix: str = "ideaforge"
     """Prefix of every Redis key, so several instances (or test runs) can share one server."""
+    jobs: Literal["inprocess", "redis"] = "inprocess"
+    """Where background jobs run: in the process that queues them, after commit (the default), or
+    ``redis``: queued in Redis for `ideaforge worker`, retried with backoff (needs IDEAFORGE_REDIS_URL)."""
+    worker_heartbeat_seconds: float = 10.0
+    """How often a worker says it is alive; a worker silent for three times this is taken for dead and
+    its running job goes back to the queue."""
     secret_key: str = Field(default="", repr=False)
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     """Any sentence-transformers model name or local path; the default is the offline MiniLM package."""
@@ -55,6 +62,8 @@ class Settings(BaseSettings):
     """How often to look for challenges whose phase moved with the dates, to tell followers; 0: never."""
     action_limits: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACTION_LIMITS))
     """Per-user rate limits, as JSON in IDEAFORGE_ACTION_LIMITS; what it names replaces the default."""
+    metrics_enabled: bool = Field(default=True, validation_alias=AliasChoices("IDEAFORGE_METRICS"))
+    """``/metrics`` for Prometheus (IDEAFORGE_METRICS); in production, let only the internal network reach it."""
 
     @field_validator("action_limits")
     @classmethod
@@ -72,6 +81,12 @@ class Settings(BaseSettings):
             raise ValueError("IDEAFORGE_SECRET_KEY is required when IDEAFORGE_ENV=production")
         if self.secret_key and len(self.secret_key) < 32:
             raise ValueError("IDEAFORGE_SECRET_KEY must be at least 32 characters long")
+        return self
+
+    @model_validator(mode="after")
+    def _redis_jobs_need_redis(self) -> Settings:
+        if self.jobs == "redis" and not self.redis_url:
+            raise ValueError("IDEAFORGE_JOBS=redis needs IDEAFORGE_REDIS_URL")
         return self
 
     @property

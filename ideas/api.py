@@ -18,7 +18,7 @@ from ideaforge.i18n import _, format_number
 from ideaforge.ratelimit import rate_limited
 from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession, request_time
-from ideaforge.web.errors import handle_exception
+from ideaforge.web.errors import handle_exception, problems
 from ideaforge.web.forms import page_number
 from ideas import events
 from ideas.jury.scoring import hides_authors
@@ -186,6 +186,7 @@ class IdeaApi(Controller):
         status_code=HTTP_201_CREATED,
         summary="Submit an idea",
         guards=[rate_limited("submit")],
+        responses=problems(400, 401, 403, 404, 409, 422, 429),
     )
     async def submit(self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
                      data: JSONBody[IdeaIn]) -> IdeaOut:  # fmt: skip
@@ -205,7 +206,9 @@ class IdeaApi(Controller):
         return idea_out(found[0], voted=False)
 
     @get(
-        "/challenges/{challenge_id:int}/ideas", summary="A challenge's published ideas, sorted and paginated"
+        "/challenges/{challenge_id:int}/ideas",
+        summary="A challenge's published ideas, sorted and paginated",
+        responses=problems(400, 404, 422),
     )
     async def listing(self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
                       sort: FromQuery[str] = "top", tag: FromQuery[str] = "", language: FromQuery[str] = "",
@@ -221,7 +224,7 @@ class IdeaApi(Controller):
         return IdeaPage(items=[idea_out(i, i.id in mine, blind=blind) for i in ideas], total=total, page=number,
                         pages=max(1, math.ceil(total / PAGE_SIZE)))  # fmt: skip
 
-    @get("/ideas/{idea_id:int}", summary="One idea")
+    @get("/ideas/{idea_id:int}", summary="One idea", responses=problems(400, 404))
     async def detail(
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
     ) -> IdeaOut:
@@ -233,6 +236,7 @@ class IdeaApi(Controller):
         "/ideas/{idea_id:int}/similar",
         summary="Up to 5 published ideas of the same challenge like this one",
         guards=[rate_limited("similar", anonymous=True)],
+        responses=problems(400, 404, 429),
     )
     async def similar(self, request: Request[Any, Any, Any], db_session: DbSession,
                       idea_id: FromPath[int]) -> list[SimilarIdeaOut]:  # fmt: skip
@@ -245,6 +249,7 @@ class IdeaApi(Controller):
         summary="Up to 5 published ideas of a challenge like a text; none for under two words",
         exception_handlers={ValidationException: similar_body_invalid},
         guards=[rate_limited("similar", anonymous=True)],
+        responses=problems(400, 404, 422, 429),
     )
     async def similar_to_text(self, request: Request[Any, Any, Any], db_session: DbSession, challenge_id: FromPath[int],
                               data: JSONBody[SimilarIn]) -> list[SimilarIdeaOut]:  # fmt: skip
@@ -262,6 +267,7 @@ class IdeaApi(Controller):
         "/ideas/{idea_id:int}/vote",
         summary="Vote for an idea (voting twice leaves one vote)",
         guards=[rate_limited("vote")],
+        responses=problems(400, 401, 403, 404, 409, 429),
     )
     async def vote(
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
@@ -277,7 +283,12 @@ class IdeaApi(Controller):
         await flag_vote_burst(db_session, challenge_id, client_hash(request), request_time(request))
         return vote_out(state)
 
-    @delete("/ideas/{idea_id:int}/vote", status_code=200, summary="Take your vote back")
+    @delete(
+        "/ideas/{idea_id:int}/vote",
+        status_code=200,
+        summary="Take your vote back",
+        responses=problems(400, 401, 404, 409),
+    )
     async def unvote(
         self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int]
     ) -> VoteOut:
@@ -290,7 +301,11 @@ class IdeaApi(Controller):
         events.publish_votes(request.app, challenge_id, idea_id, state.votes)
         return vote_out(state)
 
-    @get("/ideas/{idea_id:int}/comments", summary="An idea's comments, each followed by its replies")
+    @get(
+        "/ideas/{idea_id:int}/comments",
+        summary="An idea's comments, each followed by its replies",
+        responses=problems(400, 404),
+    )
     async def comments(self, request: Request[Any, Any, Any], db_session: DbSession,
                        idea_id: FromPath[int]) -> list[CommentOut]:  # fmt: skip
         await idea_or_404(request, db_session, idea_id)
@@ -303,6 +318,7 @@ class IdeaApi(Controller):
         status_code=HTTP_201_CREATED,
         summary="Comment on an idea",
         guards=[rate_limited("comment")],
+        responses=problems(400, 401, 404, 409, 422, 429),
     )
     async def comment(self, request: Request[Any, Any, Any], db_session: DbSession, idea_id: FromPath[int],
                       data: JSONBody[CommentIn]) -> CommentOut:  # fmt: skip

@@ -16,8 +16,10 @@ from challenges.models import Challenge
 from challenges.permissions import Access, Role, can_comment, can_edit_own_idea, can_submit_idea, can_view
 from challenges.services import access_for, get_challenge
 from ideaforge.accounts.models import User
+from ideaforge.db import possible_id
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
 from ideaforge.i18n import _, format_datetime
+from ideaforge.metrics import IDEAS_SUBMITTED
 from ideaforge.notifications.models import Follow
 from ideaforge.notifications.services import Notifier, followers
 from ideaforge.validation import text_problem
@@ -116,6 +118,7 @@ async def submit_idea(
     await session.flush()
     session.add(Follow(user_id=author.id, target_type="idea", target_id=idea.id))  # authors hear of comments
     await session.commit()
+    IDEAS_SUBMITTED.inc()
     if similarity is not None:
         similarity.schedule_idea(idea.id)
     return idea
@@ -317,7 +320,7 @@ async def add_comment(
         raise Conflict(_("Comments are closed in this phase of the challenge."))
     text = _comment_body(body)
     if parent_id is not None:
-        parent = await session.get(Comment, parent_id)
+        parent = await session.get(Comment, parent_id) if possible_id(parent_id) else None
         if parent is None or parent.idea_id != idea.id:
             raise ValidationFailed({"parent": _("You can only reply to a comment on this idea.")})
         parent_id = parent.parent_id or parent.id  # replies stay one level deep

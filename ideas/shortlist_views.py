@@ -21,7 +21,7 @@ from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_values, page_number
+from ideaforge.web.forms import form_id, form_values, page_number
 from ideaforge.web.templating import render
 from ideas.shortlist import (
     PAGE_SIZE,
@@ -50,9 +50,10 @@ async def _organised(request: Request[Any, Any, Any], session: AsyncSession, cha
 
 
 def _idea_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 9:
+    found = form_id(raw)
+    if found is None:
         raise NotFoundException()
-    return int(raw)
+    return found
 
 
 class ShortlistController(Controller):

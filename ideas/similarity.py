@@ -29,6 +29,7 @@ from challenges.models import Challenge
 from ideaforge.db import Database
 from ideaforge.jobs import JobQueue
 from ideaforge.profiles.models import ExpertProfile, PartnerProfile
+from ideas.jobs import EMBED_IDEA, EMBED_PROFILE, REEMBED
 from ideas.models import DuplicatePair, Idea, IdeaStatus, StoredVector
 from ml.batching import MicroBatcher
 from ml.dedup import DuplicateScorer, Verdict, default_scorer_path, is_meaningful, slug
@@ -151,7 +152,7 @@ class Similarity:
             return
         if missing:  # ideas from before the model changed, or loaded by `demo load`: embed them now
             log.info("embedding ideas that have no vector from this model", ideas=missing, model=self.model)
-            self.jobs.enqueue(self._reembed_in_background)
+            self.jobs.enqueue(REEMBED)
 
     async def _load_or_rebuild(self) -> None:
         async with self.db.sessionmaker() as session:
@@ -210,7 +211,7 @@ class Similarity:
 
     def schedule_idea(self, idea_id: int) -> None:
         """After the idea's commit: embed it, store the vector, index it, flag duplicates."""
-        self.jobs.enqueue(self.embed_idea, idea_id)
+        self.jobs.enqueue(EMBED_IDEA, {"idea_id": idea_id})
 
     async def _store(self, session: AsyncSession, kind: str, object_id: int, partition: str, text: str,
                      vector: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
@@ -253,7 +254,7 @@ class Similarity:
 
     def schedule_profile(self, kind: str, object_id: int) -> None:
         """After an expert ("expert") or partner ("partner") profile's commit: embed it (the core's hook)."""
-        self.jobs.enqueue(self.embed_profile, kind, object_id)
+        self.jobs.enqueue(EMBED_PROFILE, {"kind": kind, "object_id": object_id})
 
     async def embed_profile(self, kind: str, object_id: int) -> None:
         """Store the vectors of a profile: an expert's expertise and keywords; a partner's offer and,
@@ -423,9 +424,6 @@ class Similarity:
         return (
             await session.scalar(select(func.count()).select_from(Idea).where(Idea.id.not_in(current))) or 0
         )
-
-    async def _reembed_in_background(self) -> None:
-        await self.reembed()
 
     async def reembed(self, progress: Callable[[int], None] | None = None, batch: int = 64) -> int:
         """Embed every idea that has no vector from this model, in batches; then rebuild the index."""

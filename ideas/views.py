@@ -24,7 +24,7 @@ from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_values, page_number
+from ideaforge.web.forms import form_id, form_values, page_number
 from ideaforge.web.templating import is_htmx, render
 from ideas import events
 from ideas.jury.scoring import hides_authors
@@ -58,7 +58,7 @@ SEED_KEY = "idea_seed"
 
 
 def _int_or_none(value: object) -> int | None:
-    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 10 else None
+    return form_id(value) if isinstance(value, str) else None
 
 
 def client_hash(request: Request[Any, Any, Any]) -> str:
@@ -398,7 +398,8 @@ class IdeaController(Controller):
         user = signed_in_user(request)
         idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         values = await form_values(request, "body", "parent")
-        parent = int(values["parent"]) if values["parent"].isdigit() else None
+        # A parent that is no possible id (letters, "²", too large) is answered like an unknown one: 0.
+        parent = (form_id(values["parent"]) or 0) if values["parent"] else None
         try:
             await add_comment(db_session, idea, challenge, user, values["body"], _now(request), parent,
                               request.app.state.notifier)  # fmt: skip

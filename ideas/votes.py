@@ -28,6 +28,7 @@ from challenges.permissions import Access, Role, can_view, can_vote
 from ideaforge.accounts.models import User
 from ideaforge.errors import Conflict, Forbidden
 from ideaforge.i18n import _, format_datetime
+from ideaforge.metrics import VOTES_CAST
 from ideas.models import Idea, IdeaStatus, Vote
 from ideas.services import idea_access
 
@@ -99,16 +100,22 @@ def _remaining(budget: int | None, used: int) -> int | None:
     return None if budget is None else budget - used
 
 
-async def _voting_open(
+async def _visible_to_voter(
     session: AsyncSession, challenge: Challenge, user: User, idea: Idea, now: datetime
 ) -> Access:
-    """The voter's access; raises LookupError when they cannot see the idea, Conflict outside voting."""
+    """The voter's access; raises LookupError when they cannot see the idea (a hidden idea stays visible to
+    whoever voted for it, so that they can take the vote back)."""
     access = await idea_access(session, idea, challenge, user, now)
     if not can_view(access) or (
         idea.status is IdeaStatus.HIDDEN and not access.roles & {Role.AUTHOR, Role.MODERATOR, Role.ADMIN}
         and not await _has_vote(session, idea.id, user.id)
     ):  # fmt: skip
         raise LookupError(idea.id)
+    return access
+
+
+def _require_voting(challenge: Challenge, access: Access) -> Access:
+    """``access`` when voting is open for it; Conflict (with when it runs) otherwise."""
     if not can_vote(access):
         raise Conflict(_(
             "Voting is not open: it runs from %(start)s to %(end)s.",
@@ -116,6 +123,13 @@ async def _voting_open(
             end=format_datetime(challenge.voting_ends_at, "medium", challenge.timezone),
         ))  # fmt: skip
     return access
+
+
+async def _voting_open(
+    session: AsyncSession, challenge: Challenge, user: User, idea: Idea, now: datetime
+) -> Access:
+    """The voter's access; raises LookupError when they cannot see the idea, Conflict outside voting."""
+    return _require_voting(challenge, await _visible_to_voter(session, challenge, user, idea, now))
 
 
 async def _has_vote(session: AsyncSession, idea_id: int, user_id: int) -> bool:
@@ -141,9 +155,11 @@ async def cast_vote(
     user_id = user.id
     async with _serialised(session, user_id):
         idea, challenge = await _idea(session, idea_id)
+        # Who may not see a hidden idea learns nothing of it, not even that it is closed to votes.
+        access = await _visible_to_voter(session, challenge, user, idea, now)
         if idea.status is not IdeaStatus.PUBLISHED:
             raise Conflict(_("This idea is no longer open for votes."))
-        access = await _voting_open(session, challenge, user, idea, now)
+        _require_voting(challenge, access)
         if not challenge.authors_may_vote_own and Role.AUTHOR in access.roles:
             raise Forbidden(_("In this challenge, authors may not vote for their own ideas."))
         # Plain values from here on: a rollback expires the loaded rows.
@@ -181,6 +197,7 @@ async def cast_vote(
             used += 1
             try:
                 await session.commit()
+                VOTES_CAST.inc()
             except IntegrityError:
                 # Only reachable if two writers bypassed the lock: the unique key keeps one vote.
                 await session.rollback()

@@ -15,6 +15,7 @@ from ideaforge.errors import ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.web.auth import login_required, signed_in_user
 from ideaforge.web.deps import DbSession
+from ideaforge.web.errors import problems
 
 
 @dataclass
@@ -55,7 +56,12 @@ class AccountApi(Controller):
     path = "/api/v1"
     tags = ["accounts"]  # noqa: RUF012  # Litestar reads a class attribute
 
-    @post("/tokens", status_code=HTTP_201_CREATED, summary="Exchange email and password for a bearer token")
+    @post(
+        "/tokens",
+        status_code=HTTP_201_CREATED,
+        summary="Exchange email and password for a bearer token",
+        responses=problems(400, 401, 422, 429),
+    )
     async def create_token(
         self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest], db_session: DbSession
     ) -> TokenResponse:
@@ -77,7 +83,12 @@ class AccountApi(Controller):
         )
         return TokenResponse(token=await create_api_token(db_session, user))
 
-    @get("/me", guards=[login_required], summary="The user the bearer token belongs to")
+    @get(
+        "/me",
+        guards=[login_required],
+        summary="The user the bearer token belongs to",
+        responses=problems(401),
+    )
     async def me(self, request: Request[Any, Any, Any]) -> UserOut:
         user = signed_in_user(request)
         return UserOut.of(user)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ideaforge.accounts.models import User
 from ideaforge.db import utcnow
 from ideaforge.i18n import _, use_locale
-from ideaforge.mail import Mailer, build_message
+from ideaforge.jobs import JobQueue
+from ideaforge.mail import build_message, queue_mail
 
 LINK_LIFETIME_SECONDS = 7 * 24 * 3600
 
@@ -50,9 +51,7 @@ async def verify_email(session: AsyncSession, secret: str, token: str) -> User |
     return user
 
 
-async def send_verification(
-    mailer: Mailer, *, sender: str, to: str, name: str, link: str, locale: str
-) -> None:
+def send_verification(jobs: JobQueue, *, sender: str, to: str, name: str, link: str, locale: str) -> None:
     with use_locale(locale):
         subject = _("Confirm your email address for IdeaForge")
         body = _(
@@ -61,4 +60,4 @@ async def send_verification(
             name=name,
             link=link,
         )
-    await mailer.send(build_message(sender=sender, to=to, subject=subject, body=body, locale=locale))
+    queue_mail(jobs, build_message(sender=sender, to=to, subject=subject, body=body, locale=locale))

@@ -37,16 +37,8 @@ def _log_in(request: Request[Any, Any, Any], user: User) -> None:
 def _send_verification(request: Request[Any, Any, Any], user: User) -> None:
     settings = request.app.state.settings
     link = f"{settings.base_url.rstrip('/')}/verify-email/{make_token(settings.resolved_secret_key, user)}"
-    mailer, sender, to, name, locale = (
-        request.app.state.mailer,
-        settings.mail_from,
-        user.email,
-        user.display_name,
-        get_locale(),
-    )
-    request.app.state.jobs.enqueue(
-        lambda: send_verification(mailer, sender=sender, to=to, name=name, link=link, locale=locale)
-    )
+    send_verification(request.app.state.jobs, sender=settings.mail_from, to=user.email, name=user.display_name,
+                      link=link, locale=get_locale())  # fmt: skip
 
 
 def _register_form(

@@ -3,7 +3,7 @@
 Migrations (Alembic, under ``migrations/``) are the only way a schema is made, in tests too.
 """
 
-from ideaforge.db.base import Base, UTCDateTime, str_enum, utcnow
+from ideaforge.db.base import MAX_ID, Base, UTCDateTime, parse_id, possible_id, str_enum, utcnow
 from ideaforge.db.engine import Database
 
-__all__ = ["Base", "Database", "UTCDateTime", "str_enum", "utcnow"]
+__all__ = ["MAX_ID", "Base", "Database", "UTCDateTime", "parse_id", "possible_id", "str_enum", "utcnow"]

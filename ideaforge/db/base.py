@@ -18,6 +18,24 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+MAX_ID = 2**31 - 1
+"""The largest id an INTEGER column holds on every backend (32 bits on PostgreSQL)."""
+
+
+def possible_id(value: int) -> bool:
+    """Whether a row could have this id: PostgreSQL refuses to even compare an INTEGER with a larger
+    number, so ids from outside are checked before they reach a query."""
+    return 0 < value <= MAX_ID
+
+
+def parse_id(raw: str) -> int | None:
+    """An id typed or posted in a form, or None: ASCII digits only (``"²".isdigit()`` is true, yet
+    ``int("²")`` fails) within what an id column holds."""
+    if not raw.isascii() or not raw.isdecimal() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if possible_id(value) else None
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ideaforge.accounts.models import User
 from ideaforge.i18n import _, use_locale
 from ideaforge.jobs import JobQueue
-from ideaforge.mail import Mailer, build_message
+from ideaforge.mail import build_message, queue_mail
 from ideaforge.notifications.models import Follow, Notification
 
 FOLLOWABLE = ("challenge", "idea")
@@ -32,7 +32,6 @@ class Notifier:
     mails once the transaction committed (never before: a rollback must not leave an email behind)."""
 
     jobs: JobQueue
-    mailer: Mailer
     sender: str
     base_url: str
     default_locale: str
@@ -57,7 +56,7 @@ class Notifier:
         for mail in mails:
             message = build_message(sender=self.sender, to=mail.to, subject=mail.subject, body=mail.body,
                                     locale=mail.locale)  # fmt: skip
-            self.jobs.enqueue(self.mailer.send, message)
+            queue_mail(self.jobs, message)
 
 
 async def followers(session: AsyncSession, target_type: str, target_id: int) -> list[User]:

@@ -13,7 +13,7 @@ from ideaforge.notifications.services import FOLLOWABLE, mark_all_read, recent, 
 from ideaforge.web.auth import login_required, signed_in_user
 from ideaforge.web.deps import DbSession, request_time
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_values, safe_next
+from ideaforge.web.forms import form_id, form_values, safe_next
 from ideaforge.web.templating import render
 
 
@@ -40,11 +40,12 @@ class NotificationController(Controller):
         values = await form_values(request, "target_type", "target_id", "action", "next")
         kind, target = values["target_type"], values["target_id"]
         visible = request.app.state.follow_targets.get(kind) if kind in FOLLOWABLE else None
-        if visible is None or not target.isdigit():
+        target_id = form_id(target)
+        if visible is None or target_id is None:
             raise NotFoundException()
-        if not await visible(db_session, int(target), user, request_time(request)):
+        if not await visible(db_session, target_id, user, request_time(request)):
             raise NotFoundException()
         following = values["action"] != "unfollow"
-        await set_following(db_session, user, kind, int(target), following)
+        await set_following(db_session, user, kind, target_id, following)
         flash(request, _("You will be notified of news.") if following else _("You no longer follow this."))
         return Redirect(safe_next(values["next"]), status_code=303)

@@ -1,13 +1,14 @@
-"""Side effects of organisation changes, run as jobs after commit."""
+"""Side effects of organisation changes, queued as jobs after commit."""
 
 from __future__ import annotations
 
 from ideaforge.i18n import _, use_locale
-from ideaforge.mail import Mailer, build_message
+from ideaforge.jobs import JobQueue
+from ideaforge.mail import build_message, queue_mail
 
 
-async def send_invitation(
-    mailer: Mailer, *, sender: str, to: str, organisation_name: str, inviter_name: str, link: str, locale: str
+def send_invitation(
+    jobs: JobQueue, *, sender: str, to: str, organisation_name: str, inviter_name: str, link: str, locale: str
 ) -> None:
     with use_locale(locale):
         subject = _(
@@ -23,4 +24,4 @@ async def send_invitation(
             organisation=organisation_name,
             link=link,
         )
-    await mailer.send(build_message(sender=sender, to=to, subject=subject, body=body, locale=locale))
+    queue_mail(jobs, build_message(sender=sender, to=to, subject=subject, body=body, locale=locale))

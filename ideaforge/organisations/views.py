@@ -169,16 +169,14 @@ class OrganisationController(Controller):
                 request, db_session, organisation, values=values, errors=exc.errors, status_code=422
             )
         settings = request.app.state.settings
-        request.app.state.jobs.enqueue(
-            lambda: send_invitation(
-                request.app.state.mailer,
-                sender=settings.mail_from,
-                to=invitation.email,
-                organisation_name=organisation.name,
-                inviter_name=user.display_name,
-                link=f"{settings.base_url.rstrip('/')}/invitations/{token}",
-                locale=get_locale(),
-            )
+        send_invitation(
+            request.app.state.jobs,
+            sender=settings.mail_from,
+            to=invitation.email,
+            organisation_name=organisation.name,
+            inviter_name=user.display_name,
+            link=f"{settings.base_url.rstrip('/')}/invitations/{token}",
+            locale=get_locale(),
         )
         flash(request, _("Invitation sent to %(email)s.", email=invitation.email))
         return Redirect(f"/organisations/{organisation.slug}", status_code=303)

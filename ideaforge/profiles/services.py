@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ideaforge.accounts.models import User
+from ideaforge.db import parse_id
 from ideaforge.errors import Forbidden, ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.organisations.models import Membership, Organisation
@@ -109,7 +110,7 @@ class ExpertInput:
             errors["capacity"] = _(
                 "Enter a whole number of ideas from %(min)s to %(max)s.", min=CAPACITY_MIN, max=CAPACITY_MAX
             )
-        if self.organisation_id and not self.organisation_id.isdigit():
+        if self.organisation_id and parse_id(self.organisation_id) is None:
             errors["organisation_id"] = _("Choose one of your organisations, or none.")
         return errors
 
@@ -145,7 +146,7 @@ async def save_expert_profile(
     user_id = user.id
     data = data.cleaned()
     errors = data.problems()
-    organisation_id = int(data.organisation_id) if data.organisation_id.isdigit() else None
+    organisation_id = parse_id(data.organisation_id)
     if organisation_id is not None and "organisation_id" not in errors:
         mine = {o.id for o in await member_organisations(session, user_id)}
         if organisation_id not in mine:
@@ -231,8 +232,8 @@ async def add_conflict(
         errors["conflict_organisation_id"] = _("Choose an organisation, or enter a person's email address.")
     elif organisation_id:
         found = (
-            await session.scalar(select(Organisation.id).where(Organisation.id == int(organisation_id)))
-            if organisation_id.isdigit()
+            await session.scalar(select(Organisation.id).where(Organisation.id == parse_id(organisation_id)))
+            if parse_id(organisation_id) is not None
             else None
         )
         if found is None:

@@ -5,14 +5,23 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import ClientException, HTTPException, NotAuthorizedException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from ideaforge import i18n
-from ideaforge.errors import Conflict, Forbidden, InvalidCredentials, TooManyAttempts, ValidationFailed
+from ideaforge.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    TooManyAttempts,
+    UnstorableText,
+    ValidationFailed,
+)
 from ideaforge.i18n import _
 from ideaforge.web.auth import is_api
 from ideaforge.web.locale import choose_locale
@@ -22,8 +31,56 @@ log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 # Answers to what a user did; anything else is our bug and is logged with its traceback.
-EXPECTED = (HTTPException, ValidationFailed, Forbidden, Conflict, TooManyAttempts, InvalidCredentials)
+EXPECTED = (
+    HTTPException,
+    ValidationFailed,
+    Forbidden,
+    Conflict,
+    TooManyAttempts,
+    InvalidCredentials,
+    UnstorableText,
+)
 CSRF_FAILURE = "CSRF token verification failed"
+
+
+class FieldProblem(msgspec.Struct):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct):
+    """RFC 9457 problem details: how the API answers every error (``detail`` and ``errors`` when known)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str = ""
+    errors: list[FieldProblem] = msgspec.field(default_factory=list)
+
+
+# What each error status of the API means, for the OpenAPI document (English, like the summaries).
+_MEANINGS = {
+    400: "The request is malformed: its body is not JSON, or a text holds a NUL character",
+    401: "No valid bearer token, or wrong email or password",
+    403: "The caller may not do this",
+    404: "No such resource, or the caller may not see it",
+    409: "Not possible in the current state (phase of the challenge, vote budget...)",
+    422: "Some fields are missing or not valid; `errors` names them",
+    429: "Too many attempts; `Retry-After` says when to try again",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """The ``responses`` of an API route: the problem details it may answer with, besides success."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_MEANINGS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response[dict[str, Any]]:
@@ -63,6 +120,8 @@ def _api_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         response = problem(401, titles[401], _("Wrong email or password."))
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+    if isinstance(exc, UnstorableText):
+        return problem(400, titles[400])
     if isinstance(exc, TooManyAttempts):
         response = problem(429, titles[429], exc.message)
         response.headers["Retry-After"] = str(exc.retry_after)
@@ -100,6 +159,8 @@ def _page_answer(request: Request[Any, Any, Any], exc: Exception) -> Response[An
         status, message = 429, exc.message
     elif isinstance(exc, ValidationFailed):
         status, message = 422, exc.summary
+    elif isinstance(exc, UnstorableText):
+        status = 400
     elif isinstance(exc, HTTPException):
         status = exc.status_code
         if status == 403 and exc.detail == CSRF_FAILURE:

@@ -6,6 +6,11 @@ from typing import Any
 
 from litestar import Request
 
+from ideaforge.db import parse_id
+
+form_id = parse_id
+"""A row id posted in a form, or None (see ``ideaforge.db.parse_id``)."""
+
 
 async def form_values(request: Request[Any, Any, Any], *fields: str) -> dict[str, str]:
     """The named fields as stripped-of-nothing strings ("" when absent); files are ignored."""

@@ -22,7 +22,7 @@ from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_values, page_number
+from ideaforge.web.forms import form_id, form_values, page_number
 from ideaforge.web.templating import render
 from ideas.jury.models import CONFLICT_REASON_MAX
 from ideas.jury.panel import (
@@ -61,9 +61,10 @@ def _conflicts_url(challenge_id: int, page: str | int = "") -> str:
 
 def _number(raw: str) -> int:
     """An id posted by one of our forms; anything else is a page that does not exist."""
-    if not raw.isdigit() or len(raw) > 9:
+    found = form_id(raw)
+    if found is None:
         raise NotFoundException()
-    return int(raw)
+    return found
 
 
 async def _organised(request: Req, session: AsyncSession, challenge_id: int) -> Challenge:
@@ -133,14 +134,11 @@ class JuryController(Controller):
             flash(request, exc.message, "error")
             return Redirect(_jury_url(challenge_id), status_code=303)
         settings = request.app.state.settings
-        mailer, inviter = request.app.state.mailer, user.display_name
         link = f"{settings.base_url.rstrip('/')}/jury-invitations/{invited.token}"
-        request.app.state.jobs.enqueue(
-            lambda: send_jury_invitation(
-                mailer, sender=settings.mail_from, to=invited.email, challenge_title=challenge_title,
-                organisation_name=organisation_name, inviter_name=inviter, link=link,
-                locale=invited.locale or settings.default_locale,
-            )
+        send_jury_invitation(
+            request.app.state.jobs, sender=settings.mail_from, to=invited.email, challenge_title=challenge_title,
+            organisation_name=organisation_name, inviter_name=user.display_name, link=link,
+            locale=invited.locale or settings.default_locale,
         )  # fmt: skip
         flash(request, _("Invitation sent to %(email)s.", email=invited.email))
         return Redirect(_jury_url(challenge_id, anchor="#invitations"), status_code=303)
@@ -194,11 +192,10 @@ class JuryController(Controller):
 
         async def action(challenge: Challenge, values: dict[str, str]) -> str:
             idea_id = _number(values["idea"])
-            if not values["juror"].isdigit() or len(values["juror"]) > 9:
+            juror_id = form_id(values["juror"])
+            if juror_id is None:
                 raise ValidationFailed({"juror": _("Choose a member of the jury.")})
-            name = await add_assignment(
-                db_session, challenge, idea_id, int(values["juror"]), user, now, notifier
-            )
+            name = await add_assignment(db_session, challenge, idea_id, juror_id, user, now, notifier)
             return _("%(name)s now scores this idea and was told.", name=name)
 
         return await _organiser_action(

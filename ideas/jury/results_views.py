@@ -19,6 +19,7 @@ from ideaforge.i18n import _
 from ideaforge.web.auth import signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
+from ideaforge.web.errors import problems
 from ideaforge.web.flash import flash
 from ideaforge.web.forms import form_values
 from ideaforge.web.templating import render
@@ -78,7 +79,7 @@ class ResultsController(Controller):
         values = await form_values(request, "winners", "confirm")
         errors: dict[str, str] = {}
         raw = values["winners"].strip()
-        if not raw.isdigit() or len(raw) > 4:
+        if not (raw.isascii() and raw.isdecimal()) or len(raw) > 4:
             errors["winners"] = _("Give the number of winners as a whole number.")
         if not values["confirm"]:
             errors["confirm"] = _("Tick the box to confirm: once published, the results cannot be changed.")
@@ -130,7 +131,9 @@ class ResultsApi(Controller):
     tags = ["jury"]  # noqa: RUF012  # Litestar reads a class attribute
 
     @get(
-        "/", summary="The jury's ranking: for everyone once published, before that for the organisation only"
+        "/",
+        summary="The jury's ranking: for everyone once published, before that for the organisation only",
+        responses=problems(400, 403, 404),
     )
     async def results(self, request: Request[Any, Any, Any], db_session: DbSession,
                       challenge_id: FromPath[int]) -> ResultsOut:  # fmt: skip

@@ -1,13 +1,14 @@
-"""Side effects of jury changes, run as jobs after commit."""
+"""Side effects of jury changes, queued as jobs after commit."""
 
 from __future__ import annotations
 
 from ideaforge.i18n import _, use_locale
-from ideaforge.mail import Mailer, build_message
+from ideaforge.jobs import JobQueue
+from ideaforge.mail import build_message, queue_mail
 
 
-async def send_jury_invitation(
-    mailer: Mailer,
+def send_jury_invitation(
+    jobs: JobQueue,
     *,
     sender: str,
     to: str,
@@ -35,4 +36,4 @@ async def send_jury_invitation(
             challenge=challenge_title,
             link=link,
         )
-    await mailer.send(build_message(sender=sender, to=to, subject=subject, body=body, locale=locale))
+    queue_mail(jobs, build_message(sender=sender, to=to, subject=subject, body=body, locale=locale))

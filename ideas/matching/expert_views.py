@@ -21,7 +21,7 @@ from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_values, page_number
+from ideaforge.web.forms import form_id, form_values, page_number
 from ideaforge.web.templating import render
 from ideas.matching.experts import (
     PAGE_SIZE,
@@ -109,7 +109,7 @@ class ExpertAssignmentController(Controller):
         values = await form_values(request, "k", "shortlisted_only")
         try:
             raw = values["k"].strip()
-            if not raw.isdigit() or len(raw) > 4:
+            if not (raw.isascii() and raw.isdecimal()) or len(raw) > 4:
                 raise ValidationFailed({"k": _("Enter a whole number of experts per idea, 1 or more.")})
             done = await suggest_experts(db_session, challenge, _similarity(request), k=int(raw),
                                          shortlisted_only=bool(values["shortlisted_only"]))  # fmt: skip
@@ -133,7 +133,7 @@ class ExpertAssignmentController(Controller):
         user = signed_in_user(request)
         challenge = await _organised(request, db_session, challenge_id)
         raw = (await form_values(request, "idea"))["idea"]
-        idea_id = int(raw) if raw.isdigit() and len(raw) < 10 else None
+        idea_id = form_id(raw)
         try:
             count = await confirm_assignments(db_session, challenge, user, _now(request),
                                               request.app.state.notifier, idea_id=idea_id)  # fmt: skip
@@ -172,11 +172,12 @@ class ExpertAssignmentController(Controller):
         challenge_id = challenge.id
         raw = (await form_values(request, "expert"))["expert"]
         try:
-            if not raw.isdigit() or len(raw) > 9:
+            expert_id = form_id(raw)
+            if expert_id is None:
                 raise ValidationFailed({"expert": _("Choose one of the experts listed: they are the ones who "
                                                     "may advise on this idea.")})  # fmt: skip
             await swap_expert(
-                db_session, challenge, _similarity(request), assignment, int(raw), user, _now(request)
+                db_session, challenge, _similarity(request), assignment, expert_id, user, _now(request)
             )
         except ValidationFailed as exc:
             assignment, challenge = await _assignment(request, db_session, assignment_id)

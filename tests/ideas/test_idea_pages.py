@@ -653,6 +653,21 @@ async def test_comments_and_replies_stay_one_level_deep(client, db, clock):
     assert "Agreed, and then the Sunday one." in threads[0]
 
 
+async def test_ids_no_row_could_have_are_refused_not_crashed_on(client, db, clock):
+    """ "²" passes str.isdigit() but not int(); 2**31 passes int() but PostgreSQL will not compare it."""
+    idea = await idea_open_for_comments(db, clock)
+    await sign_in(client, db, "alice@example.org", "Alice")
+    for odd in ("²", "٣", "2147483648", "99999999999999999999", "-1", "x"):
+        reply = await post_form(client, f"/ideas/{idea.id}/comments", {"body": "A reply.", "parent": odd})
+        assert reply.status_code == 303, odd
+        page = await client.get(reply.headers["location"])
+        assert "You can only reply to a comment on this idea." in page.text, odd
+        follow = await post_form(client, "/follow",
+                                 {"target_type": "idea", "target_id": odd, "action": "follow"})  # fmt: skip
+        assert follow.status_code == 404, odd
+    assert await stored_comments(db) == [], "nothing was posted"
+
+
 async def test_the_author_edits_their_comment(client, db, clock):
     idea = await idea_open_for_comments(db, clock)
     await sign_in(client, db, "alice@example.org", "Alice")

@@ -574,7 +574,14 @@ async def play(url: str, world: World, now: datetime, operations: list[tuple[str
             published = statuses[idea_id] is IdeaStatus.PUBLISHED
             used = sum(1 for u, _i in votes if u == user_id)
             if op == "vote":
-                if not published:
+                if (
+                    statuses[idea_id] is IdeaStatus.HIDDEN
+                    and (user_id, idea_id) not in votes
+                    and world.author_ids[idea_id] != user_id
+                ):
+                    # Out of sight, as for unvote: not even "closed to votes" is said about it (a 404).
+                    assert isinstance(outcome, LookupError), f"{where}: {outcome!r}"
+                elif not published:
                     assert isinstance(outcome, Conflict), (
                         f"{where}: a vote on a {statuses[idea_id]} idea gave {outcome!r}"
                     )
