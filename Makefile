@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCALES := ideaforge/i18n/locales
 
-.PHONY: run test install lint typecheck check-migrations compose-config messages clean
+.PHONY: run test install lint typecheck check-migrations compose-config messages clean load
 
 # torch goes first, pinned to the local CPU build, so sentence-transformers pulls no CUDA build.
 $(STAMP): pyproject.toml
@@ -16,6 +16,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Load test (issue 8): locust against two web processes, PostgreSQL and Redis on this machine; a few
+# minutes. Not part of `make test`. Arguments: make load LOAD_ARGS="--users 20,50 --seconds 30".
+LOAD_STAMP := $(VENV)/.installed-load
+LOAD_ARGS ?=
+$(LOAD_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e ".[load]"
+	touch $(LOAD_STAMP)
+
+load: $(LOAD_STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/load/run.py $(LOAD_ARGS)
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/ideaforge demo load
