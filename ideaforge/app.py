@@ -142,7 +142,7 @@ async def start_similarity(
         scorer = load_scorer(model, settings.dedup_scorer)
         if embedder is None:
             embedder = await asyncio.to_thread(
-                load_embedder, settings.embedding_model, settings.embedding_precision
+                load_embedder, settings.embedding_model, settings.embedding_precision, settings.torch_threads
             )
     except SimilarityUnavailable as exc:
         structlog.get_logger("ideaforge.startup").error("cannot start", reason=str(exc))
@@ -434,7 +434,9 @@ async def _embedder_for(settings: Settings, embedder: Embedder | None) -> Embedd
     if embedder is not None:
         return embedder
     try:
-        return await asyncio.to_thread(load_embedder, settings.embedding_model, settings.embedding_precision)
+        return await asyncio.to_thread(
+            load_embedder, settings.embedding_model, settings.embedding_precision, settings.torch_threads
+        )
     except SimilarityUnavailable as exc:
         raise SettingUnusable(str(exc)) from exc
 

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     """Any sentence-transformers model name or local path; the default is the offline MiniLM package."""
     embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
     """bf16 where the CPU runs it natively (same STS-B quality, about twice as fast), else fp32."""
+    torch_threads: int = Field(default=1, ge=0, le=256)
+    """Threads torch may use in each process that embeds (0: torch's default, one per core). One is the
+    fastest when several processes and requests share the cores: 2.8x the load test's throughput on two
+    cores (docs/benchmarks.md, "Production topology load test")."""
     dedup_scorer: Path | None = None
     """The duplicate scorer fitted for that model (JSON from `ideaforge dedup fit`); default: the one shipped."""
     base_url: str = "http://127.0.0.1:8000"

@@ -33,7 +33,13 @@ from ideas.jobs import EMBED_IDEA, EMBED_PROFILE, REEMBED
 from ideas.models import DuplicatePair, Idea, IdeaStatus, StoredVector
 from ml.batching import MicroBatcher
 from ml.dedup import DuplicateScorer, Verdict, default_scorer_path, is_meaningful, slug
-from ml.embedding import Embedder, ModelUnavailable, Precision, SentenceTransformerEmbedder
+from ml.embedding import (
+    Embedder,
+    ModelUnavailable,
+    Precision,
+    SentenceTransformerEmbedder,
+    limit_torch_threads,
+)
 from ml.index import Hit, IndexSet, SnapshotUnusable, limit_threads
 
 log = structlog.get_logger(__name__)
@@ -86,7 +92,9 @@ class Suggestion:
         return "duplicate" if self.verdict.duplicate else "related"
 
 
-def load_embedder(model: str, precision: Precision = "fp32") -> Embedder:
+def load_embedder(model: str, precision: Precision = "fp32", threads: int = 0) -> Embedder:
+    """The model, loaded; ``threads``: torch's threads in this process (0: torch's default)."""
+    limit_torch_threads(threads)
     try:
         return SentenceTransformerEmbedder(model, precision=precision)
     except ModelUnavailable as exc:

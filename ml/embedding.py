@@ -39,6 +39,14 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> Vectors: ...
 
 
+def limit_torch_threads(threads: int) -> None:
+    """Let torch use at most ``threads`` threads in this process (0 leaves torch's default)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def bf16_supported() -> bool:
     """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 / AMX), through oneDNN."""
     import torch

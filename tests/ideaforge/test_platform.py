@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -159,3 +162,19 @@ async def test_an_oversized_body_is_refused_cleanly(client):
     )
     assert response.status_code == 413
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_app_setting_limits_torch_to_the_threads_it_names() -> None:
+    """In a fresh process (torch's thread count is process-wide): 0 keeps torch's default, 1 sets one."""
+    probe = (
+        "import torch; from ideas.similarity import load_embedder; from ideaforge.settings import Settings; "
+        "default = torch.get_num_threads(); s = Settings(); "
+        "load_embedder(s.embedding_model, 'fp32', 0); kept = torch.get_num_threads(); "
+        "load_embedder(s.embedding_model, 'fp32', s.torch_threads); print(default, kept, torch.get_num_threads())"
+    )
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    env.pop("IDEAFORGE_TORCH_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=120)  # fmt: skip
+    default, kept, limited = (int(n) for n in out.stdout.split())
+    assert (default, kept, limited) == (2, 2, 1)
