@@ -65,6 +65,25 @@ def configure_logging(*, json: bool, level: int = logging.INFO) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry whole URLs, tokens included
 
 
+class Outcome:
+    """What a middleware learns of a request it passed on: the status sent (500 until one is) and the time."""
+
+    def __init__(self, send: Send) -> None:
+        self.status = 500
+        self.started = time.perf_counter()
+        self._send = send
+
+    async def send(self, message: Message) -> None:
+        """Stands in for ``send``, noting the status on the way."""
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,22 +93,14 @@ class AccessLogMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        outcome = Outcome(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, outcome.send)
         finally:
             self.log.info(
                 "request",
                 method=scope.get("method"),
                 route=scope.get("path_template", "(no route)"),
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                status=outcome.status,
+                ms=round(outcome.seconds * 1000, 1),
             )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +33,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from ideaforge.logs import Outcome
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
@@ -140,21 +141,13 @@ class MetricsMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        outcome = Outcome(send)
         HTTP_IN_PROGRESS.inc()
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, outcome.send)
         finally:
             HTTP_IN_PROGRESS.dec()
             method = _method(scope)
             route = scope.get("path_template") or NO_ROUTE
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(method, route, str(outcome.status)).inc()
+            HTTP_DURATION.labels(method, route).observe(outcome.seconds)
