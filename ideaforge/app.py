@@ -26,6 +26,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ideaforge.clock import Clock, SystemClock
@@ -131,10 +132,18 @@ def make_job_queue(settings: Settings, context: JobContext, redis: Redis | None)
 
 
 async def start_similarity(
-    settings: Settings, db: Database, jobs: JobQueue, embedder: Embedder | None = None
+    settings: Settings,
+    db: Database,
+    jobs: JobQueue,
+    embedder: Embedder | None = None,
+    redis: Redis | None = None,
+    *,
+    writes_snapshot: bool = True,
 ) -> Similarity:
     """The process's ``Similarity``, started: the model that the settings name (or ``embedder``), its
-    scorer, and the vector index loaded or rebuilt. The web app and the worker start it the same way."""
+    scorer, and the vector index loaded or rebuilt. The web app and the worker start it the same way.
+    With ``redis``, every stored or dropped vector bumps a version there that the other processes follow
+    (``follow_vectors``)."""
     from ideas.similarity import Similarity, SimilarityUnavailable, load_embedder, load_scorer
 
     try:
@@ -147,9 +156,58 @@ async def start_similarity(
     except SimilarityUnavailable as exc:
         structlog.get_logger("ideaforge.startup").error("cannot start", reason=str(exc))
         raise
-    similarity = Similarity(embedder, scorer, db, settings.data_dir, jobs)
+    on_change = _version_bumper(redis, vector_version_key(settings)) if redis is not None else None
+    similarity = Similarity(embedder, scorer, db, settings.data_dir, jobs, writes_snapshot=writes_snapshot,
+                            on_change=on_change)  # fmt: skip
     await similarity.start()
     return similarity
+
+
+def vector_version_key(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:vectors:version"
+
+
+def _version_bumper(redis: Redis, key: str) -> Callable[[], None]:
+    """``on_change`` for ``Similarity``: bump the vectors' version in Redis, without waiting for it."""
+    pending: set[asyncio.Task[None]] = set()
+    log = structlog.get_logger("ideaforge.vectors")
+
+    async def bump() -> None:
+        try:
+            await redis.incr(key)
+        except RedisError as exc:  # the others still catch up by polling
+            log.warning("vector version not announced", error=str(exc))
+
+    def changed() -> None:
+        task = asyncio.get_running_loop().create_task(bump())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return changed
+
+
+async def follow_vectors(similarity: Similarity, redis: Redis, key: str, every: float,
+                         fallback: float = 30.0) -> None:  # fmt: skip
+    """Keep this process's index up to date with the vectors the other processes store: catch up when the
+    version in Redis moves, and every ``fallback`` seconds whatever it says (Redis down or a lost bump)."""
+    log = structlog.get_logger("ideaforge.vectors")
+    loop = asyncio.get_running_loop()
+    seen: bytes | str | None = None
+    last = loop.time()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            version = await redis.get(key)
+        except RedisError:
+            version = seen
+        if version == seen and loop.time() - last < fallback:
+            continue
+        try:
+            await similarity.catch_up()
+        except Exception:
+            log.exception("catching up with the stored vectors failed; trying again")
+            continue
+        seen, last = version, loop.time()
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, embedder: Embedder | None = None) -> None:
@@ -174,8 +232,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event, embedder: Embedder
     similarity: Similarity | None = None
     periodic: list[asyncio.Task[None]] = []
     try:
-        similarity = await start_similarity(settings, db, jobs, embedder)
+        similarity = await start_similarity(settings, db, jobs, embedder, redis)  # the snapshot's one writer
         context.services["similarity"] = similarity
+        periodic.append(asyncio.create_task(
+            follow_vectors(similarity, redis, vector_version_key(settings), settings.index_poll_seconds)))  # fmt: skip
         if settings.phase_check_seconds > 0:
             notifier = Notifier(jobs=jobs, sender=settings.mail_from, base_url=settings.base_url,
                                 default_locale=settings.default_locale)  # fmt: skip
@@ -285,7 +345,12 @@ def create_app(
     periodic: list[asyncio.Task[None]] = []
 
     async def on_startup(app: Litestar) -> None:
-        similarity = await start_similarity(settings, db, jobs, embedder)
+        # With a worker, it writes the index snapshot; web processes load it and follow the version.
+        similarity = await start_similarity(settings, db, jobs, embedder, redis,
+                                            writes_snapshot=settings.jobs != "redis")  # fmt: skip
+        if redis is not None:
+            periodic.append(asyncio.create_task(
+                follow_vectors(similarity, redis, vector_version_key(settings), settings.index_poll_seconds)))  # fmt: skip
         job_context.services["similarity"] = similarity
         app.state.similarity = similarity
         app.state.meaning_search = similarity.search_challenges  # the directory's search by meaning

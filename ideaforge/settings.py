@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     """Any sentence-transformers model name or local path; the default is the offline MiniLM package."""
     embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
     """bf16 where the CPU runs it natively (same STS-B quality, about twice as fast), else fp32."""
+    index_poll_seconds: float = Field(default=2.0, gt=0)
+    """With Redis: how often a process checks whether another stored vectors (a version key in Redis),
+    then takes them into its own index; it also re-reads the database every 30 s whatever the key says."""
     torch_threads: int = Field(default=1, ge=0, le=256)
     """Threads torch may use in each process that embeds (0: torch's default, one per core). One is the
     fastest when several processes and requests share the cores: 2.8x the load test's throughput on two

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -123,9 +123,20 @@ def load_scorer(model: str, path: Path | None) -> DuplicateScorer:
     return scorer
 
 
+CATCH_UP_MARGIN = timedelta(seconds=10)
+
+
 class Similarity:
+    """One per process. Several processes share the vectors through the database: whoever stores or drops
+    one calls ``on_change`` (the app bumps a version in Redis), and the others ``catch_up`` from the rows
+    newer than their index's high-water mark. Only ``writes_snapshot`` processes write the snapshot file
+    (one writer: the worker, when there is one); the others load it at start-up and catch up."""
+
     def __init__(self, embedder: Embedder, scorer: DuplicateScorer, db: Database, data_dir: Path,
-                 jobs: JobQueue) -> None:  # fmt: skip
+                 jobs: JobQueue, *, writes_snapshot: bool = True,
+                 on_change: Callable[[], None] | None = None) -> None:  # fmt: skip
+        self.writes_snapshot = writes_snapshot
+        self.on_change = on_change
         self.embedder = embedder
         self.batcher = MicroBatcher(embedder)
         self.scorer = scorer
@@ -202,6 +213,9 @@ class Similarity:
         return len(fresh)
 
     async def save(self) -> None:
+        if not self.writes_snapshot:
+            self._dirty = False
+            return
         async with self.db.sessionmaker() as session:
             _count, self.index.high_water = await self._stored_mark(session)
         await asyncio.to_thread(self.index.save, self.snapshot_dir)
@@ -247,7 +261,7 @@ class Similarity:
                 setattr(row, key, value)
         await session.commit()
         await asyncio.to_thread(self.index.partition(partition).add, [object_id], vector[None, :])
-        self._dirty = True
+        self._changed()
         return vector
 
     async def embed_idea(self, idea_id: int) -> None:
@@ -298,7 +312,7 @@ class Similarity:
         await session.commit()
         if getattr(deleted, "rowcount", 0):
             await asyncio.to_thread(self.index.partition(partition).remove, [object_id])
-            self._dirty = True
+            self._changed()
 
     async def flag_duplicates(self, session: AsyncSession, idea_id: int, challenge_id: int, text: str,
                               vector: np.ndarray) -> int:  # fmt: skip
@@ -337,7 +351,40 @@ class Similarity:
             delete(StoredVector).where(StoredVector.kind == "idea", StoredVector.object_id == idea_id)
         )
         await asyncio.to_thread(self.index.partition(idea_partition(challenge_id)).remove, [idea_id])
+        self._changed()
+
+    def _changed(self) -> None:
         self._dirty = True
+        if self.on_change is not None:
+            self.on_change()
+
+    async def catch_up(self) -> int:
+        """Take in the vectors other processes stored since this index's high-water mark; rebuild from the
+        rows when some were dropped meanwhile (the counts then differ). Returns how many rows were read."""
+        async with self.db.sessionmaker() as session:
+            # A row's time is set before its commit, so a slow writer's row can land behind the mark: read the
+            # last seconds again (re-adding a vector replaces it).
+            since = datetime.fromtimestamp(self.index.high_water / 1_000_000, UTC) - CATCH_UP_MARGIN
+            rows = (await session.execute(
+                select(StoredVector.object_id, StoredVector.partition, StoredVector.vector, StoredVector.updated_at)
+                .where(StoredVector.model == self.model, StoredVector.dimension == self.embedder.dimension,
+                       StoredVector.updated_at > since)
+            )).all()  # fmt: skip
+            newest = self.index.high_water
+            for object_id, partition, vector, updated_at in rows:
+                matrix = np.frombuffer(vector, dtype="<f4").reshape(1, self.embedder.dimension)
+                await asyncio.to_thread(self.index.partition(partition).add, [object_id], matrix)
+                newest = max(newest, _stamp(updated_at))
+            self.index.high_water = newest
+            count, _newest = await self._stored_mark(session)
+            if len(self.index) != count:
+                log.info(
+                    "vector index differs from the stored rows; rebuilding",
+                    index=len(self.index),
+                    stored=count,
+                )
+                await self.rebuild_index(session)
+        return len(rows)
 
     # --- reading -----------------------------------------------------------------------------------
 
