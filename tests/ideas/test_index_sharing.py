@@ -60,7 +60,12 @@ async def test_an_idea_embedded_by_one_process_is_found_by_another(backend: Back
         async with databases[1].sessionmaker() as session:
             assert await reader.similar_to_text(session, challenge_id, *TYPED) == [], "nothing embedded yet"
         await writer.embed_idea(idea_id)  # the worker's job
-        assert await redis.get(vector_version_key(settings)) is not None, "the change is announced"
+        announced = None
+        for _ in range(100):  # announced without holding up the job: a moment later
+            if (announced := await redis.get(vector_version_key(settings))) is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert announced is not None, "the change is announced"
         found: list[int] = []
         for _ in range(100):  # the reader follows within its polling interval, not at its next restart
             async with databases[1].sessionmaker() as session:
