@@ -193,21 +193,7 @@ class Similarity:
     async def rebuild_index(self, session: AsyncSession) -> int:
         """The index again from the stored vectors of this model (no re-embedding)."""
         fresh = IndexSet(self.model, self.embedder.dimension)
-        rows = await session.execute(
-            select(StoredVector.object_id, StoredVector.partition, StoredVector.vector, StoredVector.updated_at)
-            .where(StoredVector.model == self.model, StoredVector.dimension == self.embedder.dimension)
-        )  # fmt: skip
-        grouped: dict[str, tuple[list[int], list[bytes]]] = {}
-        newest = 0
-        for object_id, partition, vector, updated_at in rows:
-            ids, vectors = grouped.setdefault(partition, ([], []))
-            ids.append(object_id)
-            vectors.append(vector)
-            newest = max(newest, _stamp(updated_at))
-        for partition, (ids, vectors) in grouped.items():
-            matrix = np.frombuffer(b"".join(vectors), dtype="<f4").reshape(len(ids), self.embedder.dimension)
-            await asyncio.to_thread(fresh.partition(partition).add, ids, matrix)
-        fresh.high_water = newest
+        fresh.high_water = await self._index_rows(session, fresh, None)
         self.index = fresh
         await self.save()
         return len(fresh)
@@ -358,24 +344,15 @@ class Similarity:
         if self.on_change is not None:
             self.on_change()
 
-    async def catch_up(self) -> int:
+    async def catch_up(self) -> None:
         """Take in the vectors other processes stored since this index's high-water mark; rebuild from the
-        rows when some were dropped meanwhile (the counts then differ). Returns how many rows were read."""
+        rows when some were dropped meanwhile (the counts then differ)."""
         async with self.db.sessionmaker() as session:
             # A row's time is set before its commit, so a slow writer's row can land behind the mark: read the
             # last seconds again (re-adding a vector replaces it).
             since = datetime.fromtimestamp(self.index.high_water / 1_000_000, UTC) - CATCH_UP_MARGIN
-            rows = (await session.execute(
-                select(StoredVector.object_id, StoredVector.partition, StoredVector.vector, StoredVector.updated_at)
-                .where(StoredVector.model == self.model, StoredVector.dimension == self.embedder.dimension,
-                       StoredVector.updated_at > since)
-            )).all()  # fmt: skip
-            newest = self.index.high_water
-            for object_id, partition, vector, updated_at in rows:
-                matrix = np.frombuffer(vector, dtype="<f4").reshape(1, self.embedder.dimension)
-                await asyncio.to_thread(self.index.partition(partition).add, [object_id], matrix)
-                newest = max(newest, _stamp(updated_at))
-            self.index.high_water = newest
+            newest = await self._index_rows(session, self.index, since)
+            self.index.high_water = max(self.index.high_water, newest)
             count, _newest = await self._stored_mark(session)
             if len(self.index) != count:
                 log.info(
@@ -384,7 +361,29 @@ class Similarity:
                     stored=count,
                 )
                 await self.rebuild_index(session)
-        return len(rows)
+
+    async def _index_rows(self, session: AsyncSession, index: IndexSet, since: datetime | None) -> int:
+        """Add this model's stored vectors (those updated after ``since``; all with None) to ``index``, one
+        call per partition; returns the newest row's mark (0 for none)."""
+        query = select(
+            StoredVector.object_id, StoredVector.partition, StoredVector.vector, StoredVector.updated_at
+        )
+        query = query.where(
+            StoredVector.model == self.model, StoredVector.dimension == self.embedder.dimension
+        )
+        if since is not None:
+            query = query.where(StoredVector.updated_at > since)
+        grouped: dict[str, tuple[list[int], list[bytes]]] = {}
+        newest = 0
+        for object_id, partition, vector, updated_at in await session.execute(query):
+            ids, vectors = grouped.setdefault(partition, ([], []))
+            ids.append(object_id)
+            vectors.append(vector)
+            newest = max(newest, _stamp(updated_at))
+        for partition, (ids, vectors) in grouped.items():
+            matrix = np.frombuffer(b"".join(vectors), dtype="<f4").reshape(len(ids), self.embedder.dimension)
+            await asyncio.to_thread(index.partition(partition).add, ids, matrix)
+        return newest
 
     # --- reading -----------------------------------------------------------------------------------
 
