@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges.models import Challenge, Criterion, Phase
@@ -30,7 +30,7 @@ from ideaforge.notifications.services import Mail, Notifier, followers
 from ideas.jury import calibration
 from ideas.jury.models import CriterionScore, PublishedResult, Scorecard, ScorecardStatus
 from ideas.models import Idea, ShortlistEntry
-from ideas.shortlist import idea_author_users
+from ideas.shortlist import challenge_locked, idea_author_users
 
 DEFAULT_WINNERS = 3
 
@@ -211,34 +211,30 @@ async def publish_results(session: AsyncSession, challenge: Challenge, actor: Us
     if not 1 <= winners <= len(eligible):
         raise ValidationFailed({"winners": _("Choose between 1 and %(count)s winners.", count=len(eligible))})
     chosen = {line.idea_id for line in eligible[:winners]}
-    locked = await session.scalar(
-        select(Challenge).where(Challenge.id == challenge_id).with_for_update()
-        .execution_options(populate_existing=True)
-    )  # fmt: skip
-    if locked is None or locked.results_published_at is not None:  # published meanwhile in another window
-        await session.rollback()
-        raise Conflict(_("The results are already published."))
-    await session.execute(delete(PublishedResult).where(PublishedResult.challenge_id == challenge_id))
-    session.add_all(
-        PublishedResult(challenge_id=challenge_id, idea_id=line.idea_id, position=position, rank=line.rank,
-                        raw_score=line.raw, calibrated_score=line.calibrated, jurors=line.jurors,
-                        passed_minimums=line.passed, winner=line.idea_id in chosen)
-        for position, line in enumerate(ranking.lines, start=1)
-    )  # fmt: skip
-    locked.results_published_at = now
-    organisation_id, title = locked.organisation_id, locked.title
-    record(session, actor_id=actor_id, organisation_id=organisation_id, subject_type="challenge",
-           subject_id=challenge_id, action="results_published",
-           detail={"winners": sorted(chosen), "ranked": ranking.scored})  # fmt: skip
     mails: list[Mail] = []
-    if notifier is not None:
-        people = {u.id: u for u in await followers(session, "challenge", challenge_id)}
-        for line in ranking.lines:
-            idea = await session.get(Idea, line.idea_id)
-            if idea is not None:
-                people |= {u.id: u for u in await idea_author_users(session, idea.id, idea.author_id)}
-        mails = notifier.notify(session, people.values(), "results_published", _published_news(title),
-                                f"/challenges/{challenge_id}/results")  # fmt: skip
-    await session.commit()
+    async with challenge_locked(session, challenge_id) as locked:  # the shortlist's and the jury's lock
+        if locked.results_published_at is not None:  # published meanwhile in another window
+            raise Conflict(_("The results are already published."))
+        session.add_all(
+            PublishedResult(challenge_id=challenge_id, idea_id=line.idea_id, position=position, rank=line.rank,
+                            raw_score=line.raw, calibrated_score=line.calibrated, jurors=line.jurors,
+                            passed_minimums=line.passed, winner=line.idea_id in chosen)
+            for position, line in enumerate(ranking.lines, start=1)
+        )  # fmt: skip
+        locked.results_published_at = now
+        organisation_id, title = locked.organisation_id, locked.title
+        record(session, actor_id=actor_id, organisation_id=organisation_id, subject_type="challenge",
+               subject_id=challenge_id, action="results_published",
+               detail={"winners": sorted(chosen), "ranked": ranking.scored})  # fmt: skip
+        if notifier is not None:
+            people = {u.id: u for u in await followers(session, "challenge", challenge_id)}
+            authors = (await session.execute(
+                select(Idea.id, Idea.author_id).where(Idea.id.in_([line.idea_id for line in ranking.lines]))
+            )).all()  # fmt: skip
+            for idea_id, author_id in authors:
+                people |= {u.id: u for u in await idea_author_users(session, idea_id, author_id)}
+            mails = notifier.notify(session, people.values(), "results_published", _published_news(title),
+                                    f"/challenges/{challenge_id}/results")  # fmt: skip
+        await session.commit()
     if notifier is not None:
         notifier.send(mails)
