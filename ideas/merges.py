@@ -27,6 +27,7 @@ from challenges.models import Challenge
 from challenges.services import access_for, get_challenge
 from ideaforge.accounts.models import User
 from ideaforge.audit import record
+from ideaforge.db import is_postgres
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.notifications.services import Mail, Notifier
@@ -287,7 +288,7 @@ async def _under_locks(
         async with serialised(session, users):
             try:
                 await lock_voters(session, challenge_id, users)  # voters, then ideas: as cast_vote does
-                if session.get_bind().dialect.name == "postgresql":
+                if is_postgres(session):
                     await session.execute(
                         select(Idea.id).where(Idea.id.in_(idea_ids)).order_by(Idea.id).with_for_update()
                     )

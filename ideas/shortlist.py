@@ -31,6 +31,7 @@ from challenges.phases import has_started
 from challenges.services import access_for, is_admin
 from ideaforge.accounts.models import User
 from ideaforge.audit import record
+from ideaforge.db import is_postgres
 from ideaforge.errors import Conflict, Forbidden
 from ideaforge.i18n import _, format_datetime
 from ideaforge.notifications.services import Mail, Notifier
@@ -62,16 +63,12 @@ def can_manage_shortlist(access: Access) -> bool:
     return is_admin(access)
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 @asynccontextmanager
 async def challenge_locked(session: AsyncSession, challenge_id: int) -> AsyncIterator[Challenge]:
     """The challenge, reloaded under a lock held until the transaction ends (committed inside, or rolled
     back on the way out)."""
     async with AsyncExitStack() as held:
-        if not _is_postgres(session):
+        if not is_postgres(session):
             await held.enter_async_context(_sqlite_locks[challenge_id])
             await session.rollback()  # the next read starts a transaction that sees every earlier commit
         try:
@@ -80,7 +77,7 @@ async def challenge_locked(session: AsyncSession, challenge_id: int) -> AsyncIte
                 .where(Challenge.id == challenge_id)
                 .execution_options(populate_existing=True)
             )
-            challenge = await session.scalar(query.with_for_update() if _is_postgres(session) else query)
+            challenge = await session.scalar(query.with_for_update() if is_postgres(session) else query)
             if challenge is None:
                 raise LookupError(challenge_id)
             yield challenge

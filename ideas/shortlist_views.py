@@ -21,7 +21,7 @@ from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_id, form_values, page_number
+from ideaforge.web.forms import form_values, page_number, posted_id
 from ideaforge.web.templating import render
 from ideas.shortlist import (
     PAGE_SIZE,
@@ -47,13 +47,6 @@ async def _organised(request: Request[Any, Any, Any], session: AsyncSession, cha
     if found is None or not can_manage_shortlist(found[1]):
         raise NotFoundException()
     return found[0], can_shortlist(found[1])
-
-
-def _idea_id(raw: str) -> int:
-    found = form_id(raw)
-    if found is None:
-        raise NotFoundException()
-    return found
 
 
 class ShortlistController(Controller):
@@ -97,7 +90,7 @@ async def _change(request: Request[Any, Any, Any], session: DbSession, challenge
     challenge, _open = await _organised(request, session, challenge_id)
     values = await form_values(request, "idea", "page")
     try:
-        await service(session, challenge, _idea_id(values["idea"]), user, _now(request),
+        await service(session, challenge, posted_id(values["idea"]), user, _now(request),
                       request.app.state.notifier)  # fmt: skip
     except LookupError:
         raise NotFoundException() from None

@@ -16,6 +16,7 @@ from challenges.labels import phase_labels
 from challenges.permissions import Role, can_comment, can_edit_own_idea, can_submit_idea, can_vote
 from challenges.phases import current_phase
 from challenges.services import get_challenge, visible_challenge
+from ideaforge.db import parse_id
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
 from ideaforge.i18n import _
 from ideaforge.notifications.services import is_following
@@ -24,7 +25,7 @@ from ideaforge.web.auth import current_user, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_id, form_values, page_number
+from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import is_htmx, render
 from ideas import events
 from ideas.jury.scoring import hides_authors
@@ -58,7 +59,7 @@ SEED_KEY = "idea_seed"
 
 
 def _int_or_none(value: object) -> int | None:
-    return form_id(value) if isinstance(value, str) else None
+    return parse_id(value) if isinstance(value, str) else None
 
 
 def client_hash(request: Request[Any, Any, Any]) -> str:
@@ -399,7 +400,7 @@ class IdeaController(Controller):
         idea, challenge, _access = await idea_or_404(request, db_session, idea_id)
         values = await form_values(request, "body", "parent")
         # A parent that is no possible id (letters, "²", too large) is answered like an unknown one: 0.
-        parent = (form_id(values["parent"]) or 0) if values["parent"] else None
+        parent = (parse_id(values["parent"]) or 0) if values["parent"] else None
         try:
             await add_comment(db_session, idea, challenge, user, values["body"], _now(request), parent,
                               request.app.state.notifier)  # fmt: skip

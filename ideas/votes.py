@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from challenges.models import Challenge
 from challenges.permissions import Access, Role, can_view, can_vote
 from ideaforge.accounts.models import User
+from ideaforge.db import is_postgres
 from ideaforge.errors import Conflict, Forbidden
 from ideaforge.i18n import _, format_datetime
 from ideaforge.metrics import VOTES_CAST
@@ -45,16 +46,12 @@ class VoteState:
     challenge_id: int
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 @asynccontextmanager
 async def serialised(session: AsyncSession, user_ids: Iterable[int]) -> AsyncIterator[None]:
     """One vote change at a time per user. On SQLite (one process) the locks are taken before the
     transaction's first read, whose snapshot would otherwise be stale; PostgreSQL locks in ``lock_voters``.
     Several users (a merge moves many votes) are locked in ascending order, so holders never deadlock."""
-    if _is_postgres(session):
+    if is_postgres(session):
         yield
         return
     async with AsyncExitStack() as held:
@@ -73,7 +70,7 @@ def _serialised(session: AsyncSession, user_id: int) -> AbstractAsyncContextMana
 async def lock_voters(session: AsyncSession, challenge_id: int, user_ids: Iterable[int]) -> None:
     """PostgreSQL: serialise these users' vote changes in one challenge until this transaction ends
     (ascending order, the same for every caller)."""
-    if _is_postgres(session):
+    if is_postgres(session):
         for user_id in sorted(set(user_ids)):
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": challenge_id, "b": user_id}

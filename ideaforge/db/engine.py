@@ -59,3 +59,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    """Whether the session runs on PostgreSQL (row locks) rather than SQLite (one process, in-process locks)."""
+    return session.get_bind().dialect.name == "postgresql"

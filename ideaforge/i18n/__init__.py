@@ -7,7 +7,7 @@ now; ``_l`` returns a lazy string for module-level text, translated when rendere
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -130,3 +130,8 @@ def format_date(value: datetime, fmt: str = "long") -> str:
 
 def format_number(value: float) -> str:
     return format_decimal(value, locale=get_locale())
+
+
+def quoted_list(titles: Iterable[str]) -> str:
+    """Titles for a message, each in quotes: “A”, “B”."""
+    return ", ".join(f"“{t}”" for t in titles)

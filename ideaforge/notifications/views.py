@@ -8,12 +8,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
+from ideaforge.db import parse_id
 from ideaforge.i18n import _
 from ideaforge.notifications.services import FOLLOWABLE, mark_all_read, recent, set_following
 from ideaforge.web.auth import login_required, signed_in_user
 from ideaforge.web.deps import DbSession, request_time
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_id, form_values, safe_next
+from ideaforge.web.forms import form_values, safe_next
 from ideaforge.web.templating import render
 
 
@@ -40,7 +41,7 @@ class NotificationController(Controller):
         values = await form_values(request, "target_type", "target_id", "action", "next")
         kind, target = values["target_type"], values["target_id"]
         visible = request.app.state.follow_targets.get(kind) if kind in FOLLOWABLE else None
-        target_id = form_id(target)
+        target_id = parse_id(target)
         if visible is None or target_id is None:
             raise NotFoundException()
         if not await visible(db_session, target_id, user, request_time(request)):

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import NotFoundException
 
 from ideaforge.db import parse_id
-
-form_id = parse_id
-"""A row id posted in a form, or None (see ``ideaforge.db.parse_id``)."""
 
 
 async def form_values(request: Request[Any, Any, Any], *fields: str) -> dict[str, str]:
@@ -34,3 +32,12 @@ def page_number(value: str | None) -> int:
         return max(1, min(int(value or 1), 10_000))
     except ValueError:
         return 1
+
+
+def posted_id(raw: str) -> int:
+    """An id posted by one of our forms (``ideaforge.db.parse_id``); anything else is a page that does not
+    exist (404)."""
+    found = parse_id(raw)
+    if found is None:
+        raise NotFoundException()
+    return found

@@ -34,6 +34,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def compute(
     """The results of a jury; ``tie_breakers`` (idea id -> public votes) separates ideas tied on scores."""
     _validate(criteria, cards, idea_ids, min_scored)
     votes = tie_breakers or {}
-    raw = {(c.idea_id, c.juror_id): _raw_score(criteria, c) for c in cards}
+    raw = {(c.idea_id, c.juror_id): raw_score(criteria, c.scores) for c in cards}
 
     by_juror: defaultdict[int, list[Card]] = defaultdict(list)
     for card in cards:
@@ -235,10 +236,24 @@ def _validate(
             raise ValueError(f"{where}: a score is not a finite number")
 
 
-def _raw_score(criteria: Sequence[CriterionSpec], card: Card) -> float:
+class Scaled(Protocol):
+    """What a raw score reads of a criterion (a ``CriterionSpec``, or the app's ``Criterion`` row)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def scale_min(self) -> int: ...
+    @property
+    def scale_max(self) -> int: ...
+
+
+def raw_score(criteria: Sequence[Scaled], scores: Mapping[int, float]) -> float:
+    """One card's raw score: the weighted mean of its criteria, each as a percentage of its scale."""
     total_weight = sum(c.weight for c in criteria)
     return sum(
-        c.weight / total_weight * 100 * (card.scores[c.id] - c.scale_min) / (c.scale_max - c.scale_min)
+        c.weight / total_weight * 100 * (scores[c.id] - c.scale_min) / (c.scale_max - c.scale_min)
         for c in criteria
     )
 

@@ -42,7 +42,7 @@ from challenges.services import access_for, is_admin
 from ideaforge.accounts.models import User
 from ideaforge.audit import record
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
-from ideaforge.i18n import _, format_datetime, ngettext
+from ideaforge.i18n import _, format_datetime, ngettext, quoted_list
 from ideaforge.notifications.services import Mail, Notifier
 from ideaforge.organisations.models import Membership, Organisation
 from ideaforge.profiles.models import ExpertProfile, split_list
@@ -481,10 +481,6 @@ class Assigned:
     """Jurors told about their new ideas."""
 
 
-def _titles(titles: Sequence[str]) -> str:
-    return ", ".join(f"“{t}”" for t in titles)
-
-
 def _load_news(count: int, challenge_title: str) -> Callable[[], str]:
     return lambda: ngettext("You have %(num)s idea to score in “%(challenge)s”.",
                             "You have %(num)s ideas to score in “%(challenge)s”.", count, challenge=challenge_title)  # fmt: skip
@@ -573,7 +569,7 @@ def plan_assignment(ideas: Sequence[tuple[int, str]], jurors: Sequence[int], ina
     raise ValidationFailed({"assign": _(
         "No juror was assigned: these ideas lack %(k)s jurors without a conflict of interest: %(titles)s. "
         "Invite more jurors, or remove assignments by hand to make room.", k=k,
-        titles=_titles([rows[r][1] for r in short]),
+        titles=quoted_list([rows[r][1] for r in short]),
     )})  # fmt: skip
 
 

@@ -16,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from challenges.models import Challenge
 from challenges.permissions import Role
 from challenges.services import access_for, get_challenge, is_admin, visible_challenge
+from ideaforge.db import parse_id
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
 from ideaforge.i18n import _, ngettext
 from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_id, form_values, page_number
+from ideaforge.web.forms import form_values, page_number, posted_id
 from ideaforge.web.templating import render
 from ideas.jury.models import CONFLICT_REASON_MAX
 from ideas.jury.panel import (
@@ -57,14 +58,6 @@ def _jury_url(challenge_id: int, page: str | int = "", anchor: str = "") -> str:
 def _conflicts_url(challenge_id: int, page: str | int = "") -> str:
     number = page_number(str(page))
     return f"/challenges/{challenge_id}/jury/conflicts" + (f"?page={number}" if number > 1 else "")
-
-
-def _number(raw: str) -> int:
-    """An id posted by one of our forms; anything else is a page that does not exist."""
-    found = form_id(raw)
-    if found is None:
-        raise NotFoundException()
-    return found
 
 
 async def _organised(request: Req, session: AsyncSession, challenge_id: int) -> Challenge:
@@ -148,7 +141,7 @@ class JuryController(Controller):
         user, now = signed_in_user(request), _now(request)
 
         async def action(challenge: Challenge, values: dict[str, str]) -> str:
-            email = await cancel_invitation(db_session, challenge, _number(values["invitation"]), user, now)
+            email = await cancel_invitation(db_session, challenge, posted_id(values["invitation"]), user, now)
             return _("The invitation to %(email)s is cancelled: its link no longer works.", email=email)
 
         return await _organiser_action(
@@ -161,7 +154,7 @@ class JuryController(Controller):
         user, now = signed_in_user(request), _now(request)
 
         async def action(challenge: Challenge, values: dict[str, str]) -> str:
-            juror_id = _number(values["juror"])
+            juror_id = posted_id(values["juror"])
             if values["confirm"] != "on":
                 raise Conflict(_("Tick the box to confirm that this juror leaves the jury."))
             name = await remove_juror(db_session, challenge, juror_id, user, now)
@@ -191,8 +184,8 @@ class JuryController(Controller):
         user, now, notifier = signed_in_user(request), _now(request), request.app.state.notifier
 
         async def action(challenge: Challenge, values: dict[str, str]) -> str:
-            idea_id = _number(values["idea"])
-            juror_id = form_id(values["juror"])
+            idea_id = posted_id(values["idea"])
+            juror_id = parse_id(values["juror"])
             if juror_id is None:
                 raise ValidationFailed({"juror": _("Choose a member of the jury.")})
             name = await add_assignment(db_session, challenge, idea_id, juror_id, user, now, notifier)
@@ -208,7 +201,7 @@ class JuryController(Controller):
 
         async def action(challenge: Challenge, values: dict[str, str]) -> str:
             name, title = await remove_assignment(
-                db_session, challenge, _number(values["assignment"]), user, now
+                db_session, challenge, posted_id(values["assignment"]), user, now
             )
             return _("%(name)s no longer scores “%(title)s”.", name=name, title=title)
 
@@ -231,7 +224,7 @@ class JuryController(Controller):
         user = signed_in_user(request)
         challenge = await _judged(request, db_session, challenge_id)
         values = await form_values(request, "idea", "reason", "page")
-        idea_id = _number(values["idea"])
+        idea_id = posted_id(values["idea"])
         try:
             done = await declare_conflict(
                 db_session, challenge, user, idea_id, values["reason"], _now(request)
@@ -261,7 +254,7 @@ class JuryController(Controller):
         values = await form_values(request, "idea", "page")
         try:
             title = await withdraw_conflict(
-                db_session, challenge, user, _number(values["idea"]), _now(request)
+                db_session, challenge, user, posted_id(values["idea"]), _now(request)
             )
         except LookupError:
             raise NotFoundException() from None

@@ -36,10 +36,12 @@ from challenges.permissions import Access, Role, can_score
 from challenges.phases import has_started
 from challenges.services import access_for
 from ideaforge.accounts.models import User
+from ideaforge.db import is_postgres
 from ideaforge.errors import Forbidden, ValidationFailed
 from ideaforge.i18n import _, format_datetime
 from ideaforge.validation import text_problem
 from ideaforge.web.spreadsheet import csv_bytes
+from ideas.jury.calibration import raw_score
 from ideas.jury.models import (
     COMMENT_MAX,
     CriterionScore,
@@ -160,21 +162,17 @@ def _parse(scales: Sequence[Scale], values: Mapping[str, str], *, complete: bool
     return parsed, overall
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 @asynccontextmanager
 async def _juror_locked(session: AsyncSession, juror_id: int, assignment_id: int) -> AsyncIterator[None]:
     """One save at a time per juror: the assignment's row locked on PostgreSQL, an in-process lock on SQLite
     (one process, one writer); the transaction ends on the way out (committed inside, or rolled back)."""
     async with AsyncExitStack() as held:
-        if not _is_postgres(session):
+        if not is_postgres(session):
             await held.enter_async_context(_sqlite_locks[juror_id])
             await session.rollback()  # the next read sees every earlier commit
         try:
             query = select(JuryAssignment.id).where(JuryAssignment.id == assignment_id)
-            if await session.scalar(query.with_for_update() if _is_postgres(session) else query) is None:
+            if await session.scalar(query.with_for_update() if is_postgres(session) else query) is None:
                 raise LookupError(assignment_id)  # taken away meanwhile
             yield
         finally:
@@ -305,15 +303,11 @@ async def card_of(session: AsyncSession, assignment_id: int) -> tuple[Scorecard 
 
 
 def weighted_score(criteria: Sequence[Criterion], scores: Mapping[int, int | None]) -> float | None:
-    """A card's weighted score on 0-100 (each criterion first put on 0-100); None when a score is missing."""
-    total = 0.0
-    for c in criteria:
-        score = scores.get(c.id)
-        if score is None:
-            return None
-        total += c.weight * 100 * (score - c.scale_min) / (c.scale_max - c.scale_min)
-    weights = sum(c.weight for c in criteria)
-    return round(total / weights, 1) if weights else None
+    """A card's weighted score on 0-100, as the results compute it; None when a score is missing."""
+    given = {c.id: score for c in criteria if (score := scores.get(c.id)) is not None}
+    if not criteria or len(given) < len(criteria):
+        return None
+    return round(raw_score(criteria, given), 1)
 
 
 @dataclass(frozen=True)

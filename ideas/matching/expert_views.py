@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges.models import Challenge
 from challenges.services import visible_challenge
+from ideaforge.db import parse_id
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
 from ideaforge.i18n import _, ngettext
 from ideaforge.profiles.models import ExpertAssignment
@@ -21,7 +22,7 @@ from ideaforge.web.auth import current_user, login_required, signed_in_user
 from ideaforge.web.deps import DbSession
 from ideaforge.web.deps import request_time as _now
 from ideaforge.web.flash import flash
-from ideaforge.web.forms import form_id, form_values, page_number
+from ideaforge.web.forms import form_values, page_number
 from ideaforge.web.templating import render
 from ideas.matching.experts import (
     PAGE_SIZE,
@@ -133,7 +134,7 @@ class ExpertAssignmentController(Controller):
         user = signed_in_user(request)
         challenge = await _organised(request, db_session, challenge_id)
         raw = (await form_values(request, "idea"))["idea"]
-        idea_id = form_id(raw)
+        idea_id = parse_id(raw)
         try:
             count = await confirm_assignments(db_session, challenge, user, _now(request),
                                               request.app.state.notifier, idea_id=idea_id)  # fmt: skip
@@ -172,7 +173,7 @@ class ExpertAssignmentController(Controller):
         challenge_id = challenge.id
         raw = (await form_values(request, "expert"))["expert"]
         try:
-            expert_id = form_id(raw)
+            expert_id = parse_id(raw)
             if expert_id is None:
                 raise ValidationFailed({"expert": _("Choose one of the experts listed: they are the ones who "
                                                     "may advise on this idea.")})  # fmt: skip

@@ -30,7 +30,7 @@ from challenges.permissions import Access
 from challenges.services import access_for, is_admin
 from ideaforge.accounts.models import User
 from ideaforge.errors import Conflict, Forbidden, ValidationFailed
-from ideaforge.i18n import _
+from ideaforge.i18n import _, quoted_list
 from ideaforge.notifications.services import Notifier
 from ideaforge.organisations.models import Membership
 from ideaforge.profiles.models import AssignmentStatus, ExpertAssignment, ExpertConflict, ExpertProfile
@@ -306,10 +306,6 @@ async def _confirmed(session: AsyncSession, challenge_id: int) -> list[tuple[int
     return [(i, u) for i, u in rows]
 
 
-def _titles(titles: Sequence[str]) -> str:
-    return ", ".join(f"“{t}”" for t in titles)
-
-
 async def suggest_experts(
     session: AsyncSession,
     challenge: Challenge,
@@ -380,14 +376,14 @@ async def suggest_experts(
             raise ValidationFailed({"k": _(
                 "No suggestion was made: these ideas lack %(k)s eligible experts with room for them (experts "
                 "in conflict of interest are never suggested): %(titles)s. Ask for fewer experts per idea, or "
-                "ask more experts to fill in their expertise.", k=k, titles=_titles(titles),
+                "ask more experts to fill in their expertise.", k=k, titles=quoted_list(titles),
             )}) from None  # fmt: skip
         dropped = [rows[r] for r, c in forced if c not in result.experts[r]]
         if dropped:  # only when the confirmed experts leave too little room for the rest
             raise ValidationFailed({"k": _(
                 "No suggestion was made: these ideas lack %(k)s eligible experts with room for them (experts "
                 "in conflict of interest are never suggested): %(titles)s. Ask for fewer experts per idea, or "
-                "ask more experts to fill in their expertise.", k=k, titles=_titles([ideas[i].title for i in dropped]),
+                "ask more experts to fill in their expertise.", k=k, titles=quoted_list([ideas[i].title for i in dropped]),
             )})  # fmt: skip
         forced_set = set(forced)
         chosen = [(rows[r], columns[c]) for r, cs in enumerate(result.experts) for c in cs
